@@ -1,0 +1,244 @@
+"""Part 10 framing and header parsing, without touching pixel data.
+
+The archive stores exactly the data set bytes it received, wrapped in a file meta header of
+its own; these helpers split and build that framing and read the header attributes the
+index needs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import zlib
+from dataclasses import dataclass
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset, read_preamble
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID, PYDICOM_IMPLEMENTATION_UID
+
+from .storage import is_valid_uid
+
+IMPLEMENTATION_VERSION = "READINGROOM_01"
+
+NATIVE_SYNTAXES = {
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired)
+}
+
+
+class DicomFileError(ValueError):
+    """The bytes are not a DICOM object this archive can index; the message says why."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def split_part10(data: bytes) -> tuple[str, bytes]:
+    """Return (transfer syntax UID, data set bytes) of a Part 10 file, rejecting anything else."""
+    fp = io.BytesIO(data)
+    try:
+        read_preamble(fp, force=False)
+        meta = pydicom.filereader._read_file_meta_info(fp)
+    except Exception as exc:  # pydicom raises several types for a bad header
+        raise DicomFileError("not_part10", f"not a DICOM Part 10 file: {exc}") from None
+    ts = str(meta.get("TransferSyntaxUID", ""))
+    if not ts:
+        raise DicomFileError("not_part10", "file meta information has no Transfer Syntax UID")
+    return ts, data[fp.tell() :]
+
+
+def build_part10(sop_class_uid: str, sop_instance_uid: str, ts_uid: str, dataset: bytes) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(ts_uid)
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    out = io.BytesIO()
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    out.write(dataset)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Header:
+    """The attributes the index keeps, decoded and clipped to column sizes."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_birth_date: datetime.date | None
+    patient_sex: str
+    patient_age: str
+    patient_weight_kg: float | None
+    patient_size_m: float | None
+    accession_number: str
+    study_id: str
+    study_date: datetime.date | None
+    study_time: datetime.time | None
+    study_description: str
+    referring_physician: str
+    institution_name: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part_examined: str
+    frame_of_reference_uid: str
+    instance_number: int | None
+    rows: int | None
+    columns: int | None
+    number_of_frames: int | None
+
+
+def read_header(dataset: bytes, ts_uid: str) -> Header:
+    """Parse an encoded data set (no file meta) and validate what indexing needs.
+
+    Raises DicomFileError with a specific code and message.
+    """
+    syntax = UID(ts_uid)
+    if not syntax.is_transfer_syntax:
+        raise DicomFileError("unknown_transfer_syntax", f"unknown transfer syntax {ts_uid}")
+    try:
+        if syntax.is_deflated:
+            dataset = zlib.decompress(dataset, -zlib.MAX_WBITS)
+        ds = read_dataset(io.BytesIO(dataset), syntax.is_implicit_VR, syntax.is_little_endian)
+        header = _extract(ds)
+    except DicomFileError:
+        raise
+    except Exception as exc:
+        raise DicomFileError("cannot_parse", f"data set cannot be parsed: {exc}"[:200]) from None
+    _check_pixel_data(ds, ts_uid, header)
+    return header
+
+
+def _extract(ds: Dataset) -> Header:
+    uids = {}
+    for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = str(ds.get(keyword, "") or "").strip()
+        if not value:
+            raise DicomFileError("missing_attribute", f"{keyword} is missing")
+        if not is_valid_uid(value):
+            raise DicomFileError("invalid_uid", f"{keyword} is not a valid UID")
+        uids[keyword] = value
+    patient_id = _text(ds, "PatientID", 64)
+    if not patient_id:
+        raise DicomFileError("missing_attribute", "PatientID is missing")
+    frames = _int(ds, "NumberOfFrames")
+    return Header(
+        sop_class_uid=uids["SOPClassUID"],
+        sop_instance_uid=uids["SOPInstanceUID"],
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        patient_id=patient_id,
+        issuer_of_patient_id=_text(ds, "IssuerOfPatientID", 64),
+        patient_name=_text(ds, "PatientName", 324),
+        patient_birth_date=_date(ds, "PatientBirthDate"),
+        patient_sex=_sex(ds),
+        patient_age=_text(ds, "PatientAge", 4),
+        patient_weight_kg=_float(ds, "PatientWeight", maximum=999),
+        patient_size_m=_float(ds, "PatientSize", maximum=9),
+        accession_number=_text(ds, "AccessionNumber", 16),
+        study_id=_text(ds, "StudyID", 16),
+        study_date=_date(ds, "StudyDate"),
+        study_time=_time(ds, "StudyTime"),
+        study_description=_text(ds, "StudyDescription", 64),
+        referring_physician=_text(ds, "ReferringPhysicianName", 324),
+        institution_name=_text(ds, "InstitutionName", 64),
+        modality=_text(ds, "Modality", 16),
+        series_number=_int(ds, "SeriesNumber"),
+        series_description=_text(ds, "SeriesDescription", 64),
+        body_part_examined=_text(ds, "BodyPartExamined", 64),
+        frame_of_reference_uid=_uid_or_blank(ds, "FrameOfReferenceUID"),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=_int(ds, "Rows"),
+        columns=_int(ds, "Columns"),
+        number_of_frames=frames if frames is not None else (1 if "PixelData" in ds else None),
+    )
+
+
+def _check_pixel_data(ds: Dataset, ts_uid: str, header: Header) -> None:
+    """Refuse pixel data that cannot possibly hold the image the header describes."""
+    if "PixelData" not in ds:
+        return
+    value = ds.PixelData
+    if value is None or len(value) == 0:
+        raise DicomFileError("empty_pixel_data", "Pixel Data is present but empty")
+    if ts_uid not in NATIVE_SYNTAXES:
+        return  # encapsulated: the frames are checked when first decoded, not here
+    try:
+        bits = int(ds.BitsAllocated)
+        spp = int(ds.get("SamplesPerPixel", 1))
+    except Exception:
+        raise DicomFileError("missing_attribute", "Bits Allocated is missing") from None
+    frames = header.number_of_frames or 1
+    expected = (header.rows or 0) * (header.columns or 0) * spp * frames * bits // 8
+    if len(value) < expected:
+        raise DicomFileError(
+            "truncated_pixel_data",
+            f"Pixel Data has {len(value)} bytes, the header needs {expected}",
+        )
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, list | pydicom.multival.MultiValue):
+        value = "\\".join(str(v) for v in value)
+    return str(value).replace("\x00", "").strip()[:limit]
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        return None if value in (None, "") else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(ds: Dataset, keyword: str, maximum: float) -> float | None:
+    """A positive measurement, or None when absent, unparsable or outside (0, maximum]."""
+    try:
+        value = ds.get(keyword)
+        number = None if value in (None, "") else round(float(value), 3)
+    except (TypeError, ValueError):
+        return None
+    return number if number is not None and 0 < number <= maximum else None
+
+
+def _sex(ds: Dataset) -> str:
+    value = _text(ds, "PatientSex", 1).upper()
+    return value if value in ("M", "F", "O") else ""
+
+
+def _date(ds: Dataset, keyword: str) -> datetime.date | None:
+    raw = _text(ds, keyword, 8)
+    try:
+        return datetime.datetime.strptime(raw, "%Y%m%d").date() if len(raw) == 8 else None
+    except ValueError:
+        return None
+
+
+def _time(ds: Dataset, keyword: str) -> datetime.time | None:
+    raw = _text(ds, keyword, 16).split(".")[0].replace(":", "")
+    for fmt in ("%H%M%S", "%H%M", "%H"):
+        try:
+            return datetime.datetime.strptime(raw, fmt).time()
+        except ValueError:
+            continue
+    return None
+
+
+def _uid_or_blank(ds: Dataset, keyword: str) -> str:
+    value = _text(ds, keyword, 64)
+    return value if is_valid_uid(value) else ""

@@ -1,0 +1,216 @@
+"""The DICOM (DIMSE) adapter: a pynetdicom AE accepting C-ECHO and C-STORE.
+
+Calling AE titles are checked against enabled DicomNode rows at association time; each
+accepted association is tied to its organisation. Handlers never decode pixel data; they
+hand the received bytes to archive.services.ingest_instance and answer with its outcome.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+from pydicom.dataset import Dataset
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+from pynetdicom.transport import AssociationServer
+
+from accounts.services import enabled_calling_ae_titles, node_for_calling_ae
+
+from . import services
+
+log = logging.getLogger(__name__)
+
+# Accepted as received: modalities keep their own encoding and the archive never transcodes.
+TRANSFER_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still sent)
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-Lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.100",  # MPEG2 MP@ML (echo loops)
+    "1.2.840.10008.1.2.4.102",  # MPEG-4 AVC/H.264 HP@L4.1
+    "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD
+    "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo
+]
+
+# C-STORE statuses (PS3.4 B.2.3); 0xC0xx are this archive's "cannot understand" reasons.
+STATUS_FOR_CODE = {
+    "cannot_parse": 0xC000,
+    "missing_attribute": 0xC001,
+    "invalid_uid": 0xC002,
+    "empty_pixel_data": 0xC003,
+    "truncated_pixel_data": 0xC004,
+    "unknown_transfer_syntax": 0xC005,
+    "duplicate_rejected": 0xC010,
+    "foreign_study": 0xC011,
+    "patient_mismatch": 0xC012,
+    "series_mismatch": 0xC013,
+    "sop_mismatch": 0xA900,
+    "out_of_resources": 0xA700,
+    "processing_failure": 0x0110,
+}
+# Never a valid AE title on the wire (contains a control character): keeps pynetdicom's
+# "require calling AE" check on even when no node is enabled.
+_NO_NODE = "\x01no-node\x01"
+
+
+@dataclass
+class _AssociationState:
+    source: services.IngestSource | None
+    studies: set[int] = field(default_factory=set)
+
+
+class ReadingRoomAE(AE):
+    """An AE whose allowed calling AE titles are read from the database per association."""
+
+    def _enabled_titles(self) -> list[str]:
+        try:
+            return enabled_calling_ae_titles() or [_NO_NODE]
+        except DatabaseError:
+            log.exception("cannot read DICOM nodes; refusing the association")
+            return [_NO_NODE]
+
+    require_calling_aet = property(_enabled_titles, AE.require_calling_aet.fset)
+
+
+class StoreSCP:
+    """Event handlers with their per-association state; one instance per running server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._associations: dict[object, _AssociationState] = {}
+
+    @property
+    def handlers(self) -> list[tuple]:
+        return [
+            (evt.EVT_ESTABLISHED, self.on_established),
+            (evt.EVT_REJECTED, self.on_rejected),
+            (evt.EVT_C_ECHO, self.on_echo),
+            (evt.EVT_C_STORE, self.on_store),
+            (evt.EVT_CONN_CLOSE, self.on_close),
+        ]
+
+    def on_established(self, event: evt.Event) -> None:
+        calling = event.assoc.requestor.ae_title.strip()
+        node = node_for_calling_ae(calling)
+        source = (
+            services.IngestSource(node.organization, f"dimse:{node.ae_title}", node)
+            if node
+            else None
+        )
+        with self._lock:
+            self._associations[event.assoc] = _AssociationState(source)
+
+    def on_rejected(self, event: evt.Event) -> None:
+        requestor = event.assoc.requestor
+        log.warning(
+            "association rejected: calling AE %r called AE %r from %s:%s",
+            requestor.ae_title,
+            event.assoc.acceptor.ae_title if event.assoc.acceptor else "",
+            requestor.address,
+            requestor.port,
+        )
+
+    def on_echo(self, event: evt.Event) -> int:
+        return 0x0000
+
+    def on_store(self, event: evt.Event) -> Dataset:
+        with self._lock:
+            state = self._associations.get(event.assoc)
+        if state is None or state.source is None:
+            # The node was disabled or removed after negotiation.
+            return _status("processing_failure", "calling AE title is not an enabled node")
+        request = event.request
+        try:
+            outcome = services.ingest_instance(
+                request.DataSet.getvalue(),
+                event.context.transfer_syntax,
+                state.source,
+                expected_sop_class_uid=str(request.AffectedSOPClassUID),
+                expected_sop_instance_uid=str(request.AffectedSOPInstanceUID),
+            )
+        except OSError as exc:
+            log.exception("storage failure")
+            code = "out_of_resources" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "processing_failure"
+            return _status(code, f"storage error: {exc.strerror or exc}")
+        except DatabaseError as exc:
+            log.exception("index failure")
+            return _status("out_of_resources", f"index unavailable: {type(exc).__name__}")
+        except Exception as exc:
+            log.exception("unexpected ingest failure")
+            return _status("processing_failure", f"internal error: {type(exc).__name__}")
+        if not outcome.accepted:
+            return _status(outcome.code, outcome.message)
+        if outcome.study_id is not None:
+            state.studies.add(outcome.study_id)
+        return _status_success()
+
+    def on_close(self, event: evt.Event) -> None:
+        with self._lock:
+            state = self._associations.pop(event.assoc, None)
+        try:
+            if state and state.studies:
+                services.record_arrivals(state.studies, "association_end")
+        except Exception:
+            log.exception("could not record arrivals; the sweep will announce them")
+        finally:
+            connections.close_all()  # this thread's connections only
+
+
+def _status(code: str, message: str) -> Dataset:
+    status = Dataset()
+    status.Status = STATUS_FOR_CODE.get(code, 0x0110)
+    status.ErrorComment = message.encode("ascii", "replace").decode()[:64]
+    return status
+
+
+def _status_success() -> Dataset:
+    status = Dataset()
+    status.Status = 0x0000
+    return status
+
+
+def build_ae() -> ReadingRoomAE:
+    ae = ReadingRoomAE(ae_title=settings.DICOM_AE_TITLE)
+    ae.require_called_aet = True
+    ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
+    ae.maximum_pdu_size = settings.DICOM_MAX_PDU
+    ae.network_timeout = settings.DICOM_NETWORK_TIMEOUT
+    ae.acse_timeout = 30
+    ae.dimse_timeout = settings.DICOM_NETWORK_TIMEOUT
+    ae.add_supported_context(Verification)
+    for context in AllStoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    return ae
+
+
+def start_server(host: str | None = None, port: int | None = None, block: bool = False):
+    """Start the SCP. With block=False returns the running AssociationServer."""
+    services_storage = services.get_storage()
+    removed = services_storage.remove_stray_temp_files()
+    if removed:
+        log.info("removed %d temp files left by an interrupted write", removed)
+    ae = build_ae()
+    scp = StoreSCP()
+    address = (host or settings.DICOM_HOST, settings.DICOM_PORT if port is None else port)
+    log.info("DICOM SCP %s listening on %s:%s", settings.DICOM_AE_TITLE, *address)
+    server: AssociationServer | None = ae.start_server(
+        address, block=block, evt_handlers=scp.handlers
+    )
+    return server

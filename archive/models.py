@@ -1,0 +1,135 @@
+"""The archive index: what the worklist and DICOMweb query without opening files."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Study(models.Model):
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="studies"
+    )
+    patient_record = models.ForeignKey(
+        "identity.PatientRecord", on_delete=models.PROTECT, related_name="studies"
+    )
+    accession_number = models.CharField(max_length=16, blank=True, db_index=True)
+    study_id = models.CharField(max_length=16, blank=True)
+    study_date = models.DateField(null=True, blank=True, db_index=True)
+    study_time = models.TimeField(null=True, blank=True)
+    study_description = models.CharField(max_length=64, blank=True)
+    referring_physician = models.CharField(max_length=324, blank=True)
+    institution_name = models.CharField(max_length=64, blank=True)
+    modalities_in_study = models.CharField(max_length=200, blank=True, help_text="'\\'-separated")
+    body_parts = models.CharField(max_length=200, blank=True, help_text="'\\'-separated")
+    patient_age = models.CharField(max_length=4, blank=True)
+    patient_weight_kg = models.DecimalField(max_digits=7, decimal_places=3, null=True, blank=True)
+    patient_size_m = models.DecimalField(max_digits=5, decimal_places=3, null=True, blank=True)
+    first_received_at = models.DateTimeField()
+    last_received_at = models.DateTimeField(db_index=True)
+    # Arrival: pending from the first instance until a study_received event is recorded.
+    arrival_pending = models.BooleanField(default=True, db_index=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "studies"
+        ordering = ["-last_received_at"]
+
+    def __str__(self) -> str:
+        return self.study_instance_uid
+
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities_in_study.split("\\") if m]
+
+
+class Series(models.Model):
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    modality = models.CharField(max_length=16, blank=True, db_index=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    series_description = models.CharField(max_length=64, blank=True)
+    body_part_examined = models.CharField(max_length=64, blank=True)
+    frame_of_reference_uid = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        verbose_name_plural = "series"
+        ordering = ["series_number", "pk"]
+
+    def __str__(self) -> str:
+        return self.series_instance_uid
+
+
+class Instance(models.Model):
+    """The current copy of one SOP instance. Earlier copies live on as InstanceVersion rows."""
+
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_class_uid = models.CharField(max_length=64, db_index=True)
+    transfer_syntax_uid = models.CharField(max_length=64)
+    instance_number = models.IntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    number_of_frames = models.PositiveIntegerField(null=True, blank=True)
+    size = models.PositiveBigIntegerField(help_text="Bytes of the stored Part 10 file")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the data set as received")
+    storage_key = models.CharField(max_length=255, unique=True)
+    source_node = models.ForeignKey(
+        "accounts.DicomNode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=64, help_text="How it came: AE title or entry point")
+    received_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["instance_number", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="instance_version_pos")
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+
+class InstanceVersion(models.Model):
+    """An earlier copy of a SOP instance that a re-send with different bytes superseded."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    transfer_syntax_uid = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=255, unique=True)
+    source = models.CharField(max_length=64)
+    received_at = models.DateTimeField()
+    superseded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["instance", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "version"], name="instanceversion_unique")
+        ]
+
+
+class StudyArrival(models.Model):
+    """The durable record of one study_received event (an outbox row).
+
+    Written in the same transaction that clears Study.arrival_pending; the event is dispatched
+    after commit and marked processed only once every receiver has run, so a crash in between
+    leaves a row the sweep re-drives.
+    """
+
+    class Reason(models.TextChoices):
+        ASSOCIATION_END = "association_end", "Association ended"
+        QUIET_PERIOD = "quiet_period", "Quiet period elapsed"
+        IMPORT = "import", "Import finished"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="arrivals")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    instance_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at"]

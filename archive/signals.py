@@ -1,0 +1,8 @@
+"""Events the archive sends. Receivers must be idempotent: a sweep may re-drive an event."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Sent with study_id and arrival_id (ids only) after the arrival row is committed.
+study_received = Signal()

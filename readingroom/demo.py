@@ -1,0 +1,166 @@
+"""Demo data: two sending hospitals, a reading group, users, and real DICOM files sent over a
+real association to the running SCP (so the demo exercises the production path).
+
+Running it again is harmless: organisations and users are reused, UIDs are derived from
+fixed seeds, so re-sent instances are recognised as duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+
+from accounts.models import DicomNode, Organization
+
+UID_PREFIX = "1.2.826.0.1.3680043.10.1188."  # demo root; derived UIDs stay under 64 chars
+
+
+@dataclass(frozen=True)
+class DemoPatient:
+    mrn: str
+    name: str
+    birth_date: str
+    sex: str
+
+
+@dataclass(frozen=True)
+class DemoStudy:
+    sender: str  # calling AE title
+    patient: DemoPatient
+    seed: str
+    study_date: str
+    description: str
+    accession: str
+    files: tuple[str, ...]
+
+
+# The same child (Mia Carter) carries a different MRN at each hospital.
+MIA_RIVERSIDE = DemoPatient("RCH-100234", "CARTER^MIA^ROSE", "20190314", "F")
+MIA_LAKEVIEW = DemoPatient("LV-5520981", "CARTER^MIA", "20190314", "F")
+LIAM = DemoPatient("RCH-100871", "NGUYEN^LIAM", "20240802", "M")
+BABY = DemoPatient("RCH-101502", "JOHNSON^BABY GIRL", "20261120", "F")
+ARJUN = DemoPatient("LV-5531177", "PATEL^ARJUN", "20121130", "M")
+
+STUDIES = [
+    DemoStudy("RIVERSIDE", MIA_RIVERSIDE, "mia-ct", "20261002", "CT HEAD WO CONTRAST",
+              "RCH2610021", ("CT_small.dcm",)),
+    DemoStudy("LAKEVIEW", MIA_LAKEVIEW, "mia-mr", "20261120", "MR BRAIN WO CONTRAST",
+              "LV26112001", ("MR_small.dcm", "emri_small_jpeg_ls_lossless.dcm")),
+    DemoStudy("RIVERSIDE", LIAM, "liam-echo", "20261125", "ECHO TTE COMPLETE PEDS",
+              "RCH2611251", ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm")),
+    DemoStudy("RIVERSIDE", BABY, "baby-ecg", "20261126", "ECG 12 LEAD",
+              "RCH2611261", ("waveform_ecg.dcm",)),
+    DemoStudy("LAKEVIEW", ARJUN, "arjun-ct", "20261124", "CT CHEST WO CONTRAST",
+              "LV26112401", ("693_J2KR.dcm",)),
+]
+
+
+def demo_password() -> str:
+    """DEMO_PASSWORD, else one generated once and kept (0600) in the data folder."""
+    if os.environ.get("DEMO_PASSWORD"):
+        return os.environ["DEMO_PASSWORD"]
+    path = Path(settings.DATA_DIR) / "demo-password"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+@transaction.atomic
+def create_organisations_and_users() -> dict[str, str]:
+    """Create (or reuse) the demo tenants and users; returns {username: role}."""
+    riverside, _ = Organization.objects.get_or_create(
+        slug="riverside",
+        defaults={"name": "Riverside Community Hospital", "us_state": "GA",
+                  "kind": Organization.Kind.SENDING_FACILITY},
+    )
+    lakeview, _ = Organization.objects.get_or_create(
+        slug="lakeview",
+        defaults={"name": "Lakeview Regional Medical Center", "us_state": "PA",
+                  "kind": Organization.Kind.SENDING_FACILITY},
+    )
+    Organization.objects.get_or_create(
+        slug="northstar-peds",
+        defaults={"name": "Northstar Pediatric Imaging", "us_state": "PA",
+                  "kind": Organization.Kind.READING_GROUP},
+    )
+    for org, ae_title in ((riverside, "RIVERSIDE"), (lakeview, "LAKEVIEW")):
+        DicomNode.objects.get_or_create(
+            ae_title=ae_title,
+            defaults={"organization": org, "host": "127.0.0.1", "enabled": True,
+                      "description": f"{org.name} PACS"},
+        )
+    password = demo_password()
+    users = {"admin": "platform admin"}
+    User = get_user_model()
+    admin, created = User.objects.get_or_create(
+        username="admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    if created or not admin.check_password(password):
+        admin.set_password(password)
+        admin.save()
+    return users
+
+
+def demo_datasets():
+    """Yield (calling AE, dataset) pairs: real pydicom files with demo patients and UIDs."""
+    for study in STUDIES:
+        study_uid = generate_uid(UID_PREFIX, entropy_srcs=[study.seed])
+        for index, name in enumerate(study.files, start=1):
+            ds = dcmread(get_testdata_file(name))
+            ds.PatientID = study.patient.mrn
+            ds.PatientName = study.patient.name
+            ds.PatientBirthDate = study.patient.birth_date
+            ds.PatientSex = study.patient.sex
+            for keyword in ("OtherPatientIDs", "OtherPatientIDsSequence", "IssuerOfPatientID"):
+                if keyword in ds:
+                    delattr(ds, keyword)
+            ds.StudyInstanceUID = study_uid
+            ds.SeriesInstanceUID = generate_uid(UID_PREFIX, entropy_srcs=[study.seed, name])
+            ds.SOPInstanceUID = generate_uid(UID_PREFIX, entropy_srcs=[study.seed, name, "sop"])
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.StudyDate = study.study_date
+            ds.SeriesDate = study.study_date
+            ds.StudyDescription = study.description
+            ds.AccessionNumber = study.accession
+            ds.SeriesNumber = index
+            ds.InstitutionName = {"RIVERSIDE": "Riverside Community Hospital",
+                                  "LAKEVIEW": "Lakeview Regional Medical Center"}[study.sender]
+            ds.ReferringPhysicianName = "OKAFOR^ADA^^^MD"
+            yield study.sender, ds
+
+
+def send_demo_studies(host: str, port: int) -> dict[str, int]:
+    """C-STORE every demo dataset to the SCP, one association per sending hospital."""
+    by_sender: dict[str, list] = {}
+    for sender, ds in demo_datasets():
+        by_sender.setdefault(sender, []).append(ds)
+    results = {"success": 0, "failure": 0}
+    for sender, datasets in by_sender.items():
+        ae = AE(ae_title=sender)
+        ae.maximum_pdu_size = 131072
+        contexts = {(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID) for ds in datasets}
+        for sop_class, ts in sorted(contexts):
+            ae.add_requested_context(sop_class, ts)
+        assoc = ae.associate(host, port, ae_title=settings.DICOM_AE_TITLE)
+        if not assoc.is_established:
+            raise RuntimeError(f"the SCP at {host}:{port} refused the association from {sender}")
+        try:
+            for ds in datasets:
+                status = assoc.send_c_store(ds)
+                ok = status is not None and status.get("Status") == 0x0000
+                results["success" if ok else "failure"] += 1
+        finally:
+            assoc.release()
+    return results

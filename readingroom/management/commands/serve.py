@@ -1,0 +1,80 @@
+"""Run the whole system in one process: daphne (HTTP/WebSocket) and the DICOM SCP.
+
+On embedded defaults (no REDIS_URL) a thread also runs the arrival sweep that Celery beat
+runs in production. With --demo the demo data is loaded once the SCP listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.server import Server
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from archive.dimse import start_server
+from archive.services import sweep_arrivals
+from readingroom import demo
+
+log = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Run web server and DICOM SCP in one process (embedded mode)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--demo", action="store_true", help="load demo data at start")
+
+    def handle(self, *args, demo_data=False, **options):
+        dicom = start_server(block=False)
+        stop = threading.Event()
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            threading.Thread(target=_sweep_loop, args=(stop,), daemon=True, name="sweep").start()
+        if options.get("demo"):
+            users = demo.create_organisations_and_users()
+            result = demo.send_demo_studies("127.0.0.1", settings.DICOM_PORT)
+            self.stdout.write(f"demo instances sent: {result}")
+        else:
+            users = {}
+        host = "127.0.0.1" if settings.HTTP_HOST in ("0.0.0.0", "") else settings.HTTP_HOST
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"ReadingRoom web:   http://{host}:{settings.HTTP_PORT}/",
+                    f"DICOM SCP:         AE title {settings.DICOM_AE_TITLE} on "
+                    f"{settings.DICOM_HOST}:{settings.DICOM_PORT}",
+                    f"Data folder:       {settings.DATA_DIR}",
+                    *[f"Login:             {u} / {demo.demo_password()} ({r})"
+                      for u, r in users.items()],
+                    "Send a study:      storescu -aet RIVERSIDE -aec "
+                    f"{settings.DICOM_AE_TITLE} 127.0.0.1 {settings.DICOM_PORT} file.dcm",
+                    "",
+                ]
+            )
+        )
+        self.stdout.flush()
+        from readingroom.asgi import application
+
+        endpoints = build_endpoint_description_strings(
+            host=settings.HTTP_HOST, port=settings.HTTP_PORT
+        )
+        try:
+            Server(application=application, endpoints=endpoints, signal_handlers=True).run()
+        finally:
+            stop.set()
+            dicom.shutdown()
+
+
+def _sweep_loop(stop: threading.Event) -> None:
+    from django.db import connections
+
+    while not stop.wait(10):
+        try:
+            sweep_arrivals()
+        except Exception:
+            log.exception("arrival sweep failed")
+        finally:
+            connections.close_all()
