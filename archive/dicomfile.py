@@ -16,7 +16,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_dataset, read_preamble
 from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID, PYDICOM_IMPLEMENTATION_UID
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from .storage import is_valid_uid
 
@@ -112,6 +112,7 @@ def read_header(dataset: bytes, ts_uid: str) -> Header:
         if syntax.is_deflated:
             dataset = zlib.decompress(dataset, -zlib.MAX_WBITS)
         ds = read_dataset(io.BytesIO(dataset), syntax.is_implicit_VR, syntax.is_little_endian)
+        _check_complete(ds)
         header = _extract(ds)
     except DicomFileError:
         raise
@@ -166,6 +167,22 @@ def _extract(ds: Dataset) -> Header:
     )
 
 
+def _check_complete(ds: Dataset) -> None:
+    """pydicom hands back a short last value when the data set ends early; refuse that."""
+    if not len(ds):
+        raise DicomFileError("cannot_parse", "the data set has no elements")
+    last = ds.get_item(max(ds.keys()))
+    length = getattr(last, "length", None)
+    value = getattr(last, "value", None)
+    if length is None or not isinstance(value, bytes):
+        return
+    # (Undefined lengths: pydicom itself raises when the delimiter never comes.)
+    if length != 0xFFFFFFFF and len(value) < length:
+        raise DicomFileError(
+            "cannot_parse", f"data set ends early: last element has {len(value)} of {length} bytes"
+        )
+
+
 def _check_pixel_data(ds: Dataset, ts_uid: str, header: Header) -> None:
     """Refuse pixel data that cannot possibly hold the image the header describes."""
     if "PixelData" not in ds:
@@ -181,7 +198,11 @@ def _check_pixel_data(ds: Dataset, ts_uid: str, header: Header) -> None:
     except Exception:
         raise DicomFileError("missing_attribute", "Bits Allocated is missing") from None
     frames = header.number_of_frames or 1
-    expected = (header.rows or 0) * (header.columns or 0) * spp * frames * bits // 8
+    samples = spp
+    if str(ds.get("PhotometricInterpretation", "")) in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+        samples = 2  # chroma shared by two pixels (PS3.3 C.7.6.3.1.2)
+    pixel_bits = (header.rows or 0) * (header.columns or 0) * samples * frames * bits
+    expected = (pixel_bits + 7) // 8
     if len(value) < expected:
         raise DicomFileError(
             "truncated_pixel_data",

@@ -15,8 +15,16 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import DatabaseError, connections
 from pydicom.dataset import Dataset
-from pynetdicom import AE, AllStoragePresentationContexts, evt
-from pynetdicom.sop_class import Verification
+from pydicom.uid import UID
+from pynetdicom import (
+    AE,
+    AllStoragePresentationContexts,
+    StoragePresentationContexts,
+    evt,
+    register_uid,
+)
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import Verification, uid_to_service_class
 from pynetdicom.transport import AssociationServer
 
 from accounts.services import enabled_calling_ae_titles, node_for_calling_ae
@@ -48,6 +56,12 @@ TRANSFER_SYNTAXES = [
     "1.2.840.10008.1.2.4.103",  # MPEG-4 AVC/H.264 BD
     "1.2.840.10008.1.2.4.106",  # MPEG-4 AVC/H.264 Stereo
 ]
+
+# Every storage SOP class pynetdicom knows, retired ones included (old echo and NM carts still
+# send the retired Ultrasound and Nuclear Medicine classes).
+STORAGE_SOP_CLASSES = sorted(
+    {c.abstract_syntax for c in (*AllStoragePresentationContexts, *StoragePresentationContexts)}
+)
 
 # C-STORE statuses (PS3.4 B.2.3); 0xC0xx are this archive's "cannot understand" reasons.
 STATUS_FOR_CODE = {
@@ -103,6 +117,8 @@ class StoreSCP:
             (evt.EVT_REJECTED, self.on_rejected),
             (evt.EVT_C_ECHO, self.on_echo),
             (evt.EVT_C_STORE, self.on_store),
+            (evt.EVT_RELEASED, self.on_end),
+            (evt.EVT_ABORTED, self.on_end),
             (evt.EVT_CONN_CLOSE, self.on_close),
         ]
 
@@ -118,6 +134,7 @@ class StoreSCP:
             self._associations[event.assoc] = _AssociationState(source)
 
     def on_rejected(self, event: evt.Event) -> None:
+        connections.close_all()  # opened by the calling AE check in this thread
         requestor = event.assoc.requestor
         log.warning(
             "association rejected: calling AE %r called AE %r from %s:%s",
@@ -147,7 +164,11 @@ class StoreSCP:
             )
         except OSError as exc:
             log.exception("storage failure")
-            code = "out_of_resources" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "processing_failure"
+            code = (
+                "out_of_resources"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "processing_failure"
+            )
             return _status(code, f"storage error: {exc.strerror or exc}")
         except DatabaseError as exc:
             log.exception("index failure")
@@ -161,16 +182,26 @@ class StoreSCP:
             state.studies.add(outcome.study_id)
         return _status_success()
 
-    def on_close(self, event: evt.Event) -> None:
-        with self._lock:
-            state = self._associations.pop(event.assoc, None)
+    def on_end(self, event: evt.Event) -> None:
+        """Released or aborted: runs in the association's thread, which owns its DB connection."""
         try:
-            if state and state.studies:
-                services.record_arrivals(state.studies, "association_end")
-        except Exception:
-            log.exception("could not record arrivals; the sweep will announce them")
+            self._finish(event.assoc)
         finally:
             connections.close_all()  # this thread's connections only
+
+    def on_close(self, event: evt.Event) -> None:
+        """Fallback for a connection that ended without release or abort (other thread)."""
+        self._finish(event.assoc)
+
+    def _finish(self, assoc: object) -> None:
+        with self._lock:
+            state = self._associations.pop(assoc, None)
+        if not (state and state.studies):
+            return
+        try:
+            services.record_arrivals(state.studies, "association_end")
+        except Exception:
+            log.exception("could not record arrivals; the sweep will announce them")
 
 
 def _status(code: str, message: str) -> Dataset:
@@ -186,7 +217,16 @@ def _status_success() -> Dataset:
     return status
 
 
+def _register_retired_storage_classes() -> None:
+    """pynetdicom negotiates retired storage classes but has no service class for them."""
+    for uid in STORAGE_SOP_CLASSES:
+        if uid_to_service_class(uid) is not StorageServiceClass:
+            keyword = UID(uid).keyword or "Storage_" + uid.replace(".", "_")
+            register_uid(uid, keyword, StorageServiceClass)
+
+
 def build_ae() -> ReadingRoomAE:
+    _register_retired_storage_classes()
     ae = ReadingRoomAE(ae_title=settings.DICOM_AE_TITLE)
     ae.require_called_aet = True
     ae.maximum_associations = settings.DICOM_MAX_ASSOCIATIONS
@@ -195,8 +235,8 @@ def build_ae() -> ReadingRoomAE:
     ae.acse_timeout = 30
     ae.dimse_timeout = settings.DICOM_NETWORK_TIMEOUT
     ae.add_supported_context(Verification)
-    for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    for sop_class in STORAGE_SOP_CLASSES:
+        ae.add_supported_context(sop_class, TRANSFER_SYNTAXES)
     return ae
 
 

@@ -99,7 +99,8 @@ class InstanceVersion(models.Model):
     transfer_syntax_uid = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
-    storage_key = models.CharField(max_length=255, unique=True)
+    # Content-addressed: a copy re-sent after being superseded shares its file with this row.
+    storage_key = models.CharField(max_length=255, db_index=True)
     source = models.CharField(max_length=64)
     received_at = models.DateTimeField()
     superseded_at = models.DateTimeField()
@@ -109,6 +110,9 @@ class InstanceVersion(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["instance", "version"], name="instanceversion_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} v{self.version}"
 
 
 class StudyArrival(models.Model):
@@ -133,3 +137,6 @@ class StudyArrival(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"arrival {self.pk} of study {self.study_id} ({self.reason})"

@@ -70,8 +70,9 @@ def ingest_instance(
     different bytes under a known SOP Instance UID follow READINGROOM_RESEND_POLICY.
     """
     try:
-        return _ingest(dataset, transfer_syntax_uid, source, expected_sop_class_uid,
-                       expected_sop_instance_uid)
+        return _ingest(
+            dataset, transfer_syntax_uid, source, expected_sop_class_uid, expected_sop_instance_uid
+        )
     except (DicomFileError, IngestRejected) as exc:
         log.warning("rejected object from %s: %s", source.label, exc.message)
         return IngestOutcome(code=exc.code, message=exc.message)
@@ -139,13 +140,15 @@ def _existing_outcome(header: Header, sha256: str) -> IngestOutcome | None:
     if settings.RESEND_POLICY == "reject":
         raise IngestRejected("duplicate_rejected", "SOP Instance UID already stored, other bytes")
     if settings.RESEND_POLICY == "keep_first":
-        return IngestOutcome("ignored", "kept the earlier copy (policy keep_first)",
-                             current.pk, study_id)
+        return IngestOutcome(
+            "ignored", "kept the earlier copy (policy keep_first)", current.pk, study_id
+        )
     return None  # policy "version": index the new copy as the current version
 
 
-def _index(header: Header, ts_uid: str, sha256: str, key: str, size: int,
-           source: IngestSource) -> IngestOutcome:
+def _index(
+    header: Header, ts_uid: str, sha256: str, key: str, size: int, source: IngestSource
+) -> IngestOutcome:
     now = timezone.now()
     record = resolve_patient_record(
         source.organization,
@@ -239,8 +242,10 @@ def _study_for(header: Header, record, source: IngestSource, now) -> Study:
             "patient_mismatch", "Study Instance UID is already filed under another Patient ID"
         )
     updates = {}
-    for field, value in (("modalities_in_study", header.modality),
-                         ("body_parts", header.body_part_examined)):
+    for field, value in (
+        ("modalities_in_study", header.modality),
+        ("body_parts", header.body_part_examined),
+    ):
         values = [v for v in getattr(study, field).split("\\") if v]
         if value and value not in values:
             updates[field] = "\\".join([*values, value])[:200]
@@ -292,7 +297,9 @@ def record_arrivals(study_ids: set[int] | list[int], reason: str) -> list[int]:
                 continue
             count = Instance.objects.filter(series__study=study).count()
             arrival = StudyArrival.objects.create(study=study, reason=reason, instance_count=count)
-            Study.objects.filter(pk=study.pk).update(arrival_pending=False, arrived_at=arrival.created_at)
+            Study.objects.filter(pk=study.pk).update(
+                arrival_pending=False, arrived_at=arrival.created_at
+            )
             transaction.on_commit(lambda aid=arrival.pk: _enqueue_dispatch(aid))
             created.append(arrival.pk)
     return created
@@ -326,8 +333,9 @@ def sweep_arrivals() -> dict[str, int]:
     now = timezone.now()
     quiet_before = now - timedelta(seconds=settings.ARRIVAL_QUIET_SECONDS)
     quiet = list(
-        Study.objects.filter(arrival_pending=True, last_received_at__lt=quiet_before)
-        .values_list("pk", flat=True)
+        Study.objects.filter(arrival_pending=True, last_received_at__lt=quiet_before).values_list(
+            "pk", flat=True
+        )
     )
     announced = record_arrivals(quiet, StudyArrival.Reason.QUIET_PERIOD)
     redrive_before = now - timedelta(seconds=settings.ARRIVAL_REDRIVE_SECONDS)

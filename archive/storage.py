@@ -65,12 +65,14 @@ class FileSystemStorage:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
-        except BaseException:
             os.close(fd)
+            fd = -1
+            os.replace(temp, final)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
             temp.unlink(missing_ok=True)
             raise
-        os.close(fd)
-        os.replace(temp, final)
         _fsync_dir(folder)
 
     def open(self, key: str) -> BinaryIO:

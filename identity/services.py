@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 
-from .models import Person, PatientRecord
+from .models import PatientRecord, Person
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import data_store
+import pydicom
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from pydicom import dcmread
-from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
@@ -52,17 +53,67 @@ BABY = DemoPatient("RCH-101502", "JOHNSON^BABY GIRL", "20261120", "F")
 ARJUN = DemoPatient("LV-5531177", "PATEL^ARJUN", "20121130", "M")
 
 STUDIES = [
-    DemoStudy("RIVERSIDE", MIA_RIVERSIDE, "mia-ct", "20261002", "CT HEAD WO CONTRAST",
-              "RCH2610021", ("CT_small.dcm",)),
-    DemoStudy("LAKEVIEW", MIA_LAKEVIEW, "mia-mr", "20261120", "MR BRAIN WO CONTRAST",
-              "LV26112001", ("MR_small.dcm", "emri_small_jpeg_ls_lossless.dcm")),
-    DemoStudy("RIVERSIDE", LIAM, "liam-echo", "20261125", "ECHO TTE COMPLETE PEDS",
-              "RCH2611251", ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm")),
-    DemoStudy("RIVERSIDE", BABY, "baby-ecg", "20261126", "ECG 12 LEAD",
-              "RCH2611261", ("waveform_ecg.dcm",)),
-    DemoStudy("LAKEVIEW", ARJUN, "arjun-ct", "20261124", "CT CHEST WO CONTRAST",
-              "LV26112401", ("693_J2KR.dcm",)),
+    DemoStudy(
+        "RIVERSIDE",
+        MIA_RIVERSIDE,
+        "mia-ct",
+        "20261002",
+        "CT HEAD WO CONTRAST",
+        "RCH2610021",
+        ("CT_small.dcm",),
+    ),
+    DemoStudy(
+        "LAKEVIEW",
+        MIA_LAKEVIEW,
+        "mia-mr",
+        "20261120",
+        "MR BRAIN WO CONTRAST",
+        "LV26112001",
+        ("MR_small.dcm", "emri_small_jpeg_ls_lossless.dcm"),
+    ),
+    DemoStudy(
+        "RIVERSIDE",
+        LIAM,
+        "liam-echo",
+        "20261125",
+        "ECHO TTE COMPLETE PEDS",
+        "RCH2611251",
+        ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm"),
+    ),
+    DemoStudy(
+        "RIVERSIDE",
+        BABY,
+        "baby-ecg",
+        "20261126",
+        "ECG 12 LEAD",
+        "RCH2611261",
+        ("waveform_ecg.dcm",),
+    ),
+    DemoStudy(
+        "LAKEVIEW",
+        ARJUN,
+        "arjun-ct",
+        "20261124",
+        "CT CHEST WO CONTRAST",
+        "LV26112401",
+        ("693_J2KR.dcm",),
+    ),
 ]
+
+
+PYDICOM_DATA_DIRS = (
+    Path(pydicom.__file__).parent / "data" / "test_files",
+    Path(data_store.__file__).parent / "data",
+)
+
+
+def pydicom_file(name: str) -> Path:
+    """A real DICOM file shipped in pydicom or pydicom-data, found without any network access
+    (pydicom's own lookup may try to download a file whose hash it does not recognise)."""
+    for folder in PYDICOM_DATA_DIRS:
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"{name} is not in pydicom's or pydicom-data's files")
 
 
 def demo_password() -> str:
@@ -82,24 +133,37 @@ def create_organisations_and_users() -> dict[str, str]:
     """Create (or reuse) the demo tenants and users; returns {username: role}."""
     riverside, _ = Organization.objects.get_or_create(
         slug="riverside",
-        defaults={"name": "Riverside Community Hospital", "us_state": "GA",
-                  "kind": Organization.Kind.SENDING_FACILITY},
+        defaults={
+            "name": "Riverside Community Hospital",
+            "us_state": "GA",
+            "kind": Organization.Kind.SENDING_FACILITY,
+        },
     )
     lakeview, _ = Organization.objects.get_or_create(
         slug="lakeview",
-        defaults={"name": "Lakeview Regional Medical Center", "us_state": "PA",
-                  "kind": Organization.Kind.SENDING_FACILITY},
+        defaults={
+            "name": "Lakeview Regional Medical Center",
+            "us_state": "PA",
+            "kind": Organization.Kind.SENDING_FACILITY,
+        },
     )
     Organization.objects.get_or_create(
         slug="northstar-peds",
-        defaults={"name": "Northstar Pediatric Imaging", "us_state": "PA",
-                  "kind": Organization.Kind.READING_GROUP},
+        defaults={
+            "name": "Northstar Pediatric Imaging",
+            "us_state": "PA",
+            "kind": Organization.Kind.READING_GROUP,
+        },
     )
     for org, ae_title in ((riverside, "RIVERSIDE"), (lakeview, "LAKEVIEW")):
         DicomNode.objects.get_or_create(
             ae_title=ae_title,
-            defaults={"organization": org, "host": "127.0.0.1", "enabled": True,
-                      "description": f"{org.name} PACS"},
+            defaults={
+                "organization": org,
+                "host": "127.0.0.1",
+                "enabled": True,
+                "description": f"{org.name} PACS",
+            },
         )
     password = demo_password()
     users = {"admin": "platform admin"}
@@ -118,7 +182,7 @@ def demo_datasets():
     for study in STUDIES:
         study_uid = generate_uid(UID_PREFIX, entropy_srcs=[study.seed])
         for index, name in enumerate(study.files, start=1):
-            ds = dcmread(get_testdata_file(name))
+            ds = dcmread(pydicom_file(name))
             ds.PatientID = study.patient.mrn
             ds.PatientName = study.patient.name
             ds.PatientBirthDate = study.patient.birth_date
@@ -135,8 +199,10 @@ def demo_datasets():
             ds.StudyDescription = study.description
             ds.AccessionNumber = study.accession
             ds.SeriesNumber = index
-            ds.InstitutionName = {"RIVERSIDE": "Riverside Community Hospital",
-                                  "LAKEVIEW": "Lakeview Regional Medical Center"}[study.sender]
+            ds.InstitutionName = {
+                "RIVERSIDE": "Riverside Community Hospital",
+                "LAKEVIEW": "Lakeview Regional Medical Center",
+            }[study.sender]
             ds.ReferringPhysicianName = "OKAFOR^ADA^^^MD"
             yield study.sender, ds
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -21,7 +23,5 @@ class Command(BaseCommand):
             f"{host or settings.DICOM_HOST}:{port or settings.DICOM_PORT}"
         )
         self.stdout.flush()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             start_server(host, port, block=True)
-        except KeyboardInterrupt:
-            pass

@@ -38,9 +38,11 @@ class Command(BaseCommand):
 
 def _source(slug: str | None, ae_title: str | None) -> IngestSource:
     if ae_title:
-        node = DicomNode.objects.select_related("organization").filter(
-            ae_title=ae_title, enabled=True
-        ).first()
+        node = (
+            DicomNode.objects.select_related("organization")
+            .filter(ae_title=ae_title, enabled=True)
+            .first()
+        )
         if node is None:
             raise CommandError(f"no enabled DICOM node with AE title {ae_title!r}")
         return IngestSource(node.organization, f"import:{node.ae_title}", node)

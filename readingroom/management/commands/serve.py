@@ -38,7 +38,7 @@ class Command(BaseCommand):
             self.stdout.write(f"demo instances sent: {result}")
         else:
             users = {}
-        host = "127.0.0.1" if settings.HTTP_HOST in ("0.0.0.0", "") else settings.HTTP_HOST
+        host = "127.0.0.1" if settings.HTTP_HOST in ("0.0.0.0", "") else settings.HTTP_HOST  # noqa: S104
         self.stdout.write(
             "\n".join(
                 [
@@ -47,8 +47,10 @@ class Command(BaseCommand):
                     f"DICOM SCP:         AE title {settings.DICOM_AE_TITLE} on "
                     f"{settings.DICOM_HOST}:{settings.DICOM_PORT}",
                     f"Data folder:       {settings.DATA_DIR}",
-                    *[f"Login:             {u} / {demo.demo_password()} ({r})"
-                      for u, r in users.items()],
+                    *[
+                        f"Login:             {u} / {demo.demo_password()} ({r})"
+                        for u, r in users.items()
+                    ],
                     "Send a study:      storescu -aet RIVERSIDE -aec "
                     f"{settings.DICOM_AE_TITLE} 127.0.0.1 {settings.DICOM_PORT} file.dcm",
                     "",

@@ -1,0 +1,599 @@
+"""C-STORE ingest benchmark: ReadingRoom's DICOM SCP against Orthanc, in one run.
+
+Why: a modality or a PACS forwarding a study pushes hundreds of 512x512 CT slices over
+one or a few associations; how fast the archive indexes them decides how soon a reader
+can open the study. Orthanc on the same machine and disk is the reference: the figure
+that matters is the ratio, not the absolute number.
+
+How: the same dcmtk ``storescu`` sends N fresh copies of a real CT (pydicom-data's
+693_UNCR.dcm, 512x512, Explicit VR Little Endian) over one association, then the same N
+split over --parallel associations at once. Every round gets fresh SOP Instance, Series
+and Study UIDs, so neither server sees a duplicate, and is sent to both servers (the
+order alternates between repeats). Files are generated and flushed to disk before the
+clock starts. After each send the script checks that the server indexed exactly the
+instances sent: failed stores must never count as throughput. Both sides keep their
+default durability (ReadingRoom fsyncs file and folder, Orthanc keeps SyncStorageArea)
+and get TCP_NODELAY=1, without which Nagle's algorithm dominates (shared/PEERS.md).
+
+Usage:
+    python bench/ingest.py [--count 1000] [--parallel 4] [--repeat 3]
+                           [--database-url postgres://...] [--keep]
+
+MB/s is 10^6 bytes of Part 10 files sent per second of wall-clock time, from starting
+the storescu processes to the last one exiting. Figures are medians over --repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.data import DATA_ROOT, get_testdata_file
+from pydicom.data.data_manager import external_data_sources
+from pydicom.uid import CTImageStorage, generate_uid
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ORTHANC = "/usr/sbin/Orthanc"
+CALLING_AE = "BENCH"
+READINGROOM_AE = "READINGROOM"
+ORTHANC_AE = "ORTHANC"
+TEMPLATE_NAME = "693_UNCR.dcm"
+UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
+START_TIMEOUT = 120.0  # seconds for a server to come up
+STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
+WARMUP_COUNT = 10  # instances sent before timing (imports, first DB pages, caches)
+
+
+# --- child processes ---------------------------------------------------------------------
+
+
+class Children:
+    """Every long-running child, each in its own process group, killed by its pid at exit."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen] = []
+
+    def start(
+        self, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path
+    ) -> subprocess.Popen:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                list(argv),
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        """SIGTERM the child's process group, then SIGKILL it if it does not exit in time."""
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_TIMEOUT)
+        # Whatever the leader left behind in its group goes too.
+        _signal_group(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self._procs):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def run_checked(argv: Sequence[str], env: dict[str, str], timeout: float) -> str:
+    """Run a short command to completion; raise with its output if it fails."""
+    result = subprocess.run(
+        list(argv),
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(argv[:4])} ... exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log)}")
+        if check():
+            return
+        time.sleep(0.25)
+    raise RuntimeError(f"{what} did not come up within {START_TIMEOUT:.0f} s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def echo_ok(called_ae: str, port: int, env: dict[str, str]) -> bool:
+    argv = ["echoscu", "-to", "5", "-aet", CALLING_AE, "-aec", called_ae, "127.0.0.1", str(port)]
+    try:
+        return subprocess.run(argv, env=env, capture_output=True, timeout=10).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def dcmtk_env() -> dict[str, str]:
+    return {**os.environ, "TCP_NODELAY": "1"}
+
+
+# --- test data -----------------------------------------------------------------------------
+
+
+def template_path() -> Path:
+    """A real 512x512 uncompressed CT; 693_UNCR.dcm unless pydicom-data lacks it.
+
+    Only files already on disk are considered: pydicom's get_testdata_files() would try to
+    download every missing file from the internet first.
+    """
+    wanted = get_testdata_file(TEMPLATE_NAME, download=False)
+    candidates = [Path(wanted)] if wanted else []
+    for source in external_data_sources().values():
+        candidates += sorted(Path(source.data_path).rglob("*.dcm"))
+    candidates += sorted((Path(DATA_ROOT) / "test_files").rglob("*.dcm"))
+    for candidate in candidates:
+        if _is_plain_ct_512(candidate):
+            return candidate
+    raise SystemExit("no uncompressed 512x512 CT in pydicom-data: pip install pydicom-data")
+
+
+def _is_plain_ct_512(path: Path) -> bool:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        return False
+    return (
+        ds.get("SOPClassUID") == CTImageStorage
+        and ds.get("Rows") == 512
+        and ds.get("Columns") == 512
+        and ds.get("NumberOfFrames", 1) in (1, "1")
+        and str(ds.file_meta.get("TransferSyntaxUID", "")) in UNCOMPRESSED
+    )
+
+
+def write_study(template: pydicom.Dataset, folder: Path, count: int) -> list[Path]:
+    """Write `count` copies of the template as one new study/series with fresh UIDs."""
+    folder.mkdir(parents=True)
+    ds = template
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    paths = []
+    for number in range(1, count + 1):
+        uid = generate_uid()
+        ds.SOPInstanceUID = uid
+        ds.file_meta.MediaStorageSOPInstanceUID = uid
+        ds.InstanceNumber = number
+        path = folder / f"{number:06d}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    os.sync()  # flush before timing: the servers' fsyncs must not pay for our writes
+    return paths
+
+
+def split(items: Sequence[Path], parts: int) -> list[list[Path]]:
+    """Contiguous, nearly equal chunks (sizes differ by at most one)."""
+    size, extra = divmod(len(items), parts)
+    chunks, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        if end > start:
+            chunks.append(list(items[start:end]))
+        start = end
+    return chunks
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A running C-STORE SCP under test and how to ask it how many instances it holds."""
+
+    name: str
+    called_ae: str
+    port: int
+    count_instances: Callable[[], int]
+    log: Path
+    proc: subprocess.Popen | None = None
+
+
+def readingroom_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "REDIS_URL" and k != "DATABASE_URL" and not k.startswith(("DICOM_", "READINGROOM_"))
+    }
+    env.update(
+        READINGROOM_DATA_DIR=str(data_dir),
+        SECRET_KEY="bench",
+        TCP_NODELAY="1",
+        PYTHONUNBUFFERED="1",
+    )
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+REGISTER_NODE = """
+from accounts.models import DicomNode, Organization
+org, _ = Organization.objects.get_or_create(
+    slug="bench",
+    defaults={"name": "Bench Hospital", "kind": "sending_facility", "us_state": "GA"},
+)
+DicomNode.objects.get_or_create(organization=org, ae_title="BENCH", defaults={"enabled": True})
+"""
+COUNT_INSTANCES = "from archive.models import Instance; print(Instance.objects.count())"
+
+
+def start_readingroom(
+    children: Children, base: Path, database_url: str | None
+) -> tuple[Server, dict[str, str]]:
+    data_dir = base / "readingroom"
+    data_dir.mkdir()
+    env = readingroom_env(data_dir, database_url)
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    run_checked([*manage, "migrate", "--noinput", "-v0"], env, timeout=300)
+    run_checked([*manage, "shell", "-c", REGISTER_NODE], env, timeout=120)
+    port = free_port()
+    log = base / "readingroom.log"
+    proc = children.start(
+        [*manage, "dicom_server", "--host", "127.0.0.1", "--port", str(port)], env, log, ROOT
+    )
+
+    def count() -> int:
+        return int(run_checked([*manage, "shell", "-c", COUNT_INSTANCES], env, 120).split()[-1])
+
+    server = Server("readingroom", READINGROOM_AE, port, count, log, proc)
+    wait_until(lambda: echo_ok(READINGROOM_AE, port, env), "ReadingRoom", proc, log)
+    return server, env
+
+
+def start_orthanc(children: Children, base: Path) -> Server:
+    folder = base / "orthanc"
+    folder.mkdir()
+    dicom_port, http_port = free_port(), free_port()
+    config = {
+        "Name": "bench",
+        "StorageDirectory": str(folder / "storage"),
+        "IndexDirectory": str(folder / "index"),
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomAet": ORTHANC_AE,
+        "DicomPort": dicom_port,
+        "HttpPort": http_port,
+        "DicomCheckCalledAet": False,
+        "Plugins": [],
+    }
+    config_path = folder / "config.json"
+    config_path.write_text(json.dumps(config, indent=2))
+    log = base / "orthanc.log"
+    env = dcmtk_env()  # Orthanc is dcmtk-based: TCP_NODELAY=1 applies to it too
+    proc = children.start([ORTHANC, str(config_path)], env, log, folder)
+    url = f"http://127.0.0.1:{http_port}"
+
+    def count() -> int:
+        return int(http_json(f"{url}/statistics")["CountInstances"])
+
+    server = Server("orthanc", ORTHANC_AE, dicom_port, count, log, proc)
+    wait_until(lambda: _http_up(f"{url}/system"), "Orthanc HTTP", proc, log)
+    wait_until(lambda: echo_ok(ORTHANC_AE, dicom_port, env), "Orthanc DICOM", proc, log)
+    return server
+
+
+def http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def _http_up(url: str) -> bool:
+    try:
+        http_json(url)
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return True
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+def recreate_database(database_url: str, drop_only: bool = False) -> None:
+    """Drop and (unless drop_only) create the benchmark database, for a clean index."""
+    import psycopg
+    from psycopg import sql
+
+    parsed = urllib.parse.urlparse(database_url)
+    name = parsed.path.lstrip("/")
+    if not name or parsed.scheme not in ("postgres", "postgresql"):
+        raise SystemExit(
+            f"--database-url must be postgres://USER@HOST:PORT/DBNAME, got {database_url}"
+        )
+    admin_url = urllib.parse.urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        if not drop_only:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+# --- measurement ---------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    label: str
+    associations: int
+
+
+@dataclass
+class Results:
+    """Seconds per (server, case) over the repeats."""
+
+    seconds: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    bytes_per_round: int = 0
+
+    def add(self, server: str, case: str, value: float) -> None:
+        self.seconds.setdefault((server, case), []).append(value)
+
+    def median(self, server: str, case: str) -> float:
+        return statistics.median(self.seconds[(server, case)])
+
+
+def send(server: Server, files: Sequence[Path], associations: int, timeout: float) -> float:
+    """Send the files over `associations` concurrent storescu processes; return seconds."""
+    env = dcmtk_env()
+    procs: list[subprocess.Popen] = []
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(associations)]
+        start = time.perf_counter()
+        try:
+            for chunk, log in zip(split(files, associations), logs, strict=False):
+                argv = ["storescu", "-to", "30", "-aet", CALLING_AE, "-aec", server.called_ae]
+                argv += ["127.0.0.1", str(server.port), *map(str, chunk)]
+                # A file, not a pipe: a storescu printing many errors must never block on it.
+                procs.append(
+                    subprocess.Popen(
+                        argv,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+            for proc in procs:
+                proc.wait(timeout=max(1.0, timeout - (time.perf_counter() - start)))
+            elapsed = time.perf_counter() - start
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    _signal_group(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        outputs = []
+        for log in logs[: len(procs)]:
+            log.seek(0)
+            outputs.append(log.read().decode(errors="replace"))
+    failed = [(p.returncode, out) for p, out in zip(procs, outputs, strict=True) if p.returncode]
+    if failed:
+        code, out = failed[0]
+        raise RuntimeError(f"storescu to {server.name} exited {code}:\n{out[-3000:]}")
+    for out in outputs:
+        if "E:" in out:
+            raise RuntimeError(f"storescu to {server.name} reported errors:\n{out[-3000:]}")
+    return elapsed
+
+
+def send_and_verify(
+    server: Server, files: Sequence[Path], associations: int, expected: int, timeout: float
+) -> float:
+    seconds = send(server, files, associations, timeout)
+    stored = server.count_instances()
+    if stored != expected:
+        raise RuntimeError(
+            f"{server.name} holds {stored} instances, expected {expected}: sends failed\n"
+            f"{tail(server.log)}"
+        )
+    return seconds
+
+
+def run_rounds(
+    servers: list[Server], template: pydicom.Dataset, args: argparse.Namespace, base: Path
+) -> Results:
+    cases = [Case("1 assoc", 1), Case(f"{args.parallel} assoc", args.parallel)]
+    results = Results()
+    expected = dict.fromkeys((s.name for s in servers), 0)
+    timeout = args.timeout or 60.0 + 0.5 * args.count
+
+    warmup = write_study(template, base / "data" / "warmup", min(WARMUP_COUNT, args.count))
+    for server in servers:
+        expected[server.name] += len(warmup)
+        send_and_verify(server, warmup, 1, expected[server.name], timeout)
+    cleanup(base / "data" / "warmup", args.keep)
+
+    for repeat in range(args.repeat):
+        order = servers if repeat % 2 == 0 else servers[::-1]
+        for case in cases:
+            folder = base / "data" / f"r{repeat}-{case.associations}"
+            files = write_study(template, folder, args.count)
+            results.bytes_per_round = sum(p.stat().st_size for p in files)
+            for server in order:
+                expected[server.name] += len(files)
+                seconds = send_and_verify(
+                    server, files, case.associations, expected[server.name], timeout
+                )
+                results.add(server.name, case.label, seconds)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeat} {server.name:11s} {case.label:8s} "
+                    f"{fmt_rate(len(files), results.bytes_per_round, seconds)}",
+                    flush=True,
+                )
+            cleanup(folder, args.keep)
+    return results
+
+
+def cleanup(folder: Path, keep: bool) -> None:
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fmt_rate(count: int, size: int, seconds: float) -> str:
+    return f"{count / seconds:7.1f} inst/s {size / seconds / 1e6:6.1f} MB/s ({seconds:.2f} s)"
+
+
+def report(results: Results, servers: list[Server], args: argparse.Namespace) -> None:
+    size = results.bytes_per_round
+    cases = ["1 assoc", f"{args.parallel} assoc"]
+    n = args.count
+    print()
+    print(
+        f"{n} CT instances of {size / n / 1e6:.3f} MB ({size / 1e6:.1f} MB), "
+        f"median of {args.repeat}, MB = 10^6 bytes"
+    )
+    for case in cases:
+        for server in servers:
+            seconds = results.median(server.name, case)
+            print(
+                f"{server.name} {case}: {n / seconds:.1f} inst/s "
+                f"{size / seconds / 1e6:.1f} MB/s (median of {args.repeat})"
+            )
+    print()
+    header = (
+        f"{'case':10s} {'server':12s} {'inst/s':>8s} {'MB/s':>7s} {'seconds':>8s} {'runs (s)':s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in cases:
+        for server in servers:
+            runs = results.seconds[(server.name, case)]
+            seconds = results.median(server.name, case)
+            print(
+                f"{case:10s} {server.name:12s} {n / seconds:8.1f} {size / seconds / 1e6:7.1f} "
+                f"{seconds:8.2f} {' '.join(f'{r:.2f}' for r in runs)}"
+            )
+    print()
+    for case in cases:
+        ratio = results.median("orthanc", case) / results.median("readingroom", case)
+        print(f"ratio readingroom/orthanc {case}: {ratio:.2f}x")
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=1000, help="instances per case (1000)")
+    parser.add_argument("--parallel", type=int, default=4, help="associations at once (4)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; median (3)")
+    parser.add_argument(
+        "--database-url", help="PostgreSQL URL for ReadingRoom (dropped, recreated)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep temp dir and database")
+    parser.add_argument("--tmpdir", help="base folder for data and both servers' storage")
+    parser.add_argument("--timeout", type=float, help="seconds per send (60 + count/2)")
+    args = parser.parse_args(argv)
+    if args.count < args.parallel or args.parallel < 1 or args.repeat < 1:
+        parser.error("need --count >= --parallel >= 1 and --repeat >= 1")
+    return args
+
+
+@contextlib.contextmanager
+def terminate_on_signals() -> Iterator[None]:
+    """SIGTERM/SIGHUP unwind like Ctrl-C so the finally blocks stop every child."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("storescu", "echoscu", ORTHANC):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found: apt-get install dcmtk orthanc")
+    template_file = template_path()
+    template = pydicom.dcmread(template_file)
+    base = Path(tempfile.mkdtemp(prefix="readingroom-bench-", dir=args.tmpdir))
+    print(f"template {template_file.name}; working in {base}", flush=True)
+    children = Children()
+    try:
+        with terminate_on_signals():
+            if args.database_url:
+                recreate_database(args.database_url)
+            readingroom, _ = start_readingroom(children, base, args.database_url)
+            orthanc = start_orthanc(children, base)
+            print(
+                f"readingroom pid {readingroom.proc.pid} port {readingroom.port}; "
+                f"orthanc pid {orthanc.proc.pid} port {orthanc.port}",
+                flush=True,
+            )
+            servers = [readingroom, orthanc]
+            results = run_rounds(servers, template, args, base)
+            report(results, servers, args)
+    finally:
+        children.stop_all()
+        if args.database_url and not args.keep:
+            with contextlib.suppress(Exception):
+                recreate_database(args.database_url, drop_only=True)
+        if args.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

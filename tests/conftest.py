@@ -1,0 +1,161 @@
+"""Shared fixtures: tenants, a real DICOM SCP on loopback, dcmtk helpers, and (when REDIS_URL is
+set) a real Celery worker process against the test database."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+from accounts.models import DicomNode, Organization
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = bool(os.environ.get("REDIS_URL"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed (apt-get install dcmtk); the suite needs it")
+    return path
+
+
+def test_database_url() -> str:
+    """The URL a child process uses to reach the test database pytest-django created."""
+    db = django_settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = test_database_url()
+    env["READINGROOM_STORAGE_DIR"] = str(django_settings.STORAGE_DIR)
+    env.setdefault("SECRET_KEY", "test-only")
+    env["TCP_NODELAY"] = "1"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(autouse=True)
+def storage_dir(settings, tmp_path):
+    """Every test stores files under its own folder."""
+    settings.STORAGE_DIR = tmp_path / "dicom"
+    return settings.STORAGE_DIR
+
+
+@pytest.fixture
+def riverside(db):
+    org = Organization.objects.create(
+        name="Riverside Community Hospital",
+        slug="riverside",
+        us_state="GA",
+        kind=Organization.Kind.SENDING_FACILITY,
+    )
+    DicomNode.objects.create(organization=org, ae_title="RIVERSIDE")
+    return org
+
+
+@pytest.fixture
+def lakeview(db):
+    org = Organization.objects.create(
+        name="Lakeview Regional Medical Center",
+        slug="lakeview",
+        us_state="PA",
+        kind=Organization.Kind.SENDING_FACILITY,
+    )
+    DicomNode.objects.create(organization=org, ae_title="LAKEVIEW")
+    return org
+
+
+@pytest.fixture
+def scp(transactional_db, riverside, lakeview):
+    """The real pynetdicom SCP, in this process, on a free loopback port."""
+    from archive.dimse import start_server
+
+    port = free_port()
+    server = start_server("127.0.0.1", port, block=False)
+    yield port
+    server.shutdown()
+    server.server_close()
+
+
+def storescu(
+    port: int,
+    *files,
+    aet: str = "RIVERSIDE",
+    aec: str = "READINGROOM",
+    extra: tuple[str, ...] = ("-R", "-nh"),
+) -> subprocess.CompletedProcess:
+    """Send files with dcmtk's storescu over one association; never raises on failure."""
+    exe = require_tool("storescu")
+    cmd = [exe, "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port), *map(str, files)]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "TCP_NODELAY": "1"}
+    )
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
+    """With REDIS_URL set: a real `celery worker` process on the test database."""
+    if not SERVICES:
+        yield None
+        return
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    log = tmp_path_factory.mktemp("celery") / "worker.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "readingroom",
+            "worker",
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: "ready" in log.read_text(), timeout=60)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
