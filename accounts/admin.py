@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import DicomNode, Organization
+from .models import DicomNode, Membership, Organization, ReadingAgreement
 
 
 class DicomNodeInline(admin.TabularInline):
@@ -20,3 +20,16 @@ class OrganizationAdmin(admin.ModelAdmin):
 class DicomNodeAdmin(admin.ModelAdmin):
     list_display = ["ae_title", "organization", "host", "port", "enabled"]
     list_filter = ["enabled"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "active"]
+    list_filter = ["role", "organization", "active"]
+    filter_horizontal = ["credentialed_facilities"]
+
+
+@admin.register(ReadingAgreement)
+class ReadingAgreementAdmin(admin.ModelAdmin):
+    list_display = ["reading_group", "sending_facility", "active"]
+    list_filter = ["active"]

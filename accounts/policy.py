@@ -1,21 +1,106 @@
-"""The access policy: the one place that decides who sees which studies.
+"""The access policy: the one place that decides who sees which patient data.
 
-Every view, DICOMweb endpoint, consumer and export asks here. Until roles and reading
-agreements exist, only platform superusers see patient data; everyone else sees nothing.
+Every view, DICOMweb endpoint, WebSocket consumer and export asks here; nothing else filters
+studies by tenant. Callers that find an object invisible answer 404, never 403, so a guessed
+UID tells nothing.
+
+Rules:
+- platform admins (superusers or an `admin` membership) see everything, and every read is
+  audited like anyone else's;
+- technologists and sending-side org admins see their own facility's studies;
+- referring physicians see their own facility's studies whose referring physician is one of
+  their provider identifiers, and only once a final report exists (no reports exist yet, so
+  they see none; REFERRING_SEES_UNREPORTED=1 lifts the report condition);
+- readers, schedulers and reading-group org admins see the studies of facilities their group
+  has an active reading agreement with (limited to the agreement's modalities, if any), plus
+  every other study of the same enterprise person from any organisation: the priors.
 """
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from .models import Membership, Organization, ReadingAgreement, Role
+
+READING_SIDE = {Role.READER, Role.SCHEDULER, Role.ORG_ADMIN}
+
+
+def active_memberships(user) -> list[Membership]:
+    if not (user and user.is_authenticated and user.is_active):
+        return []
+    return list(Membership.objects.filter(user=user, active=True).select_related("organization"))
+
+
+def is_platform_admin(user) -> bool:
+    if not (user and user.is_authenticated and user.is_active):
+        return False
+    return user.is_superuser or any(m.role == Role.ADMIN for m in active_memberships(user))
 
 
 def visible_studies(user) -> QuerySet:
+    """Studies the user may see, as a queryset to filter further (never evaluated here)."""
     from archive.models import Study
 
-    if user.is_authenticated and user.is_active and user.is_superuser:
+    if is_platform_admin(user):
         return Study.objects.all()
-    return Study.objects.none()
+    condition = Q(pk__in=[])
+    for membership in active_memberships(user):
+        condition |= _membership_condition(membership)
+    direct = Study.objects.filter(condition)
+    # Priors: the same enterprise person's studies from any organisation, for the reading side.
+    reading_orgs = [m for m in active_memberships(user) if _reads(m)]
+    if reading_orgs:
+        persons = direct.exclude(patient_record__person__isnull=True).values(
+            "patient_record__person"
+        )
+        return Study.objects.filter(
+            Q(pk__in=direct.values("pk")) | Q(patient_record__person__in=persons)
+        )
+    return direct
 
 
 def can_view_study(user, study) -> bool:
     return visible_studies(user).filter(pk=study.pk).exists()
+
+
+def _reads(membership: Membership) -> bool:
+    return (
+        membership.role in READING_SIDE
+        and membership.organization.kind == Organization.Kind.READING_GROUP
+    )
+
+
+def _membership_condition(membership: Membership) -> Q:
+    from archive.models import Series
+
+    org = membership.organization
+    if _reads(membership):
+        condition = Q(pk__in=[])
+        agreements = ReadingAgreement.objects.filter(reading_group=org, active=True)
+        for agreement in agreements:
+            clause = Q(organization_id=agreement.sending_facility_id)
+            if agreement.modalities:
+                with_modality = Series.objects.filter(modality__in=agreement.modalities)
+                clause &= Q(pk__in=with_modality.values("study_id"))
+            condition |= clause
+        return condition
+    if org.kind != Organization.Kind.SENDING_FACILITY:
+        return Q(pk__in=[])
+    if membership.role in (Role.TECHNOLOGIST, Role.ORG_ADMIN):
+        return Q(organization=org)
+    if membership.role == Role.REFERRING:
+        mine = Q(pk__in=[])
+        for provider in membership.provider_ids:
+            if provider:
+                mine |= Q(referring_physician__iexact=provider)
+        clause = Q(organization=org) & mine
+        if not getattr(settings, "REFERRING_SEES_UNREPORTED", False):
+            clause &= _has_final_report()
+        return clause
+    return Q(pk__in=[])
+
+
+def _has_final_report() -> Q:
+    """Studies with a signed final report. Reports do not exist yet, so: none."""
+    return Q(pk__in=[])

@@ -164,7 +164,11 @@ DICOM_PORT = envint("DICOM_PORT", 11112, 1, 65535)
 DICOM_AE_TITLE = env("DICOM_AE_TITLE", "READINGROOM")
 if not 1 <= len(DICOM_AE_TITLE) <= 16 or "\\" in DICOM_AE_TITLE:
     raise ImproperlyConfigured("DICOM_AE_TITLE must be 1-16 characters without backslash")
+# Overall limit; with DICOM_WORKERS > 1 each worker process takes an equal share (at least 1).
 DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", 16, 1, 1000)
+# Processes `manage.py dicom_server` forks to serve associations on the same port (one Python
+# process uses one core at most); 1 serves in the command's own process.
+DICOM_WORKERS = envint("DICOM_WORKERS", min(4, os.cpu_count() or 1), 1, 64)
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072, 0, 2**32 - 1)
 DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", 60, 1, 3600)
 
@@ -175,6 +179,10 @@ if RESEND_POLICY not in ("version", "keep_first", "reject"):
     raise ImproperlyConfigured("READINGROOM_RESEND_POLICY must be version, keep_first or reject")
 ARRIVAL_QUIET_SECONDS = envint("READINGROOM_ARRIVAL_QUIET_SECONDS", 60, 1, 86400)
 ARRIVAL_REDRIVE_SECONDS = envint("READINGROOM_ARRIVAL_REDRIVE_SECONDS", 120, 1, 86400)
+
+# --- access ---------------------------------------------------------------------------------
+# Referring physicians see their patients' studies only once a final report exists, unless set.
+REFERRING_SEES_UNREPORTED = envbool("REFERRING_SEES_UNREPORTED", False)
 
 # --- web ------------------------------------------------------------------------------------
 LOGIN_URL = "login"
