@@ -1,10 +1,13 @@
-"""Pages of the archive: for now the signed-in home page listing received studies."""
+"""Pages of the archive: the received-studies list and one study's detail.
+
+Thin views: fetch through the access policy (invisible means 404), render.
+"""
 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.policy import visible_studies
@@ -22,3 +25,29 @@ def home(request: HttpRequest) -> HttpResponse:
         .order_by("-last_received_at")[:200]
     )
     return render(request, "archive/home.html", {"studies": studies})
+
+
+@login_required
+def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
+    visible = visible_studies(request.user)
+    study = (
+        visible.select_related("organization", "patient_record")
+        .filter(study_instance_uid=study_uid)
+        .first()
+    )
+    if study is None:
+        raise Http404("No such study")
+    series = study.series.annotate(num_instances=Count("instances")).order_by("series_number", "pk")
+    priors = (
+        visible.filter(patient_record__person=study.patient_record.person_id)
+        .exclude(pk=study.pk)
+        .select_related("organization", "patient_record")
+        .order_by("-study_date", "-last_received_at")
+        if study.patient_record.person_id
+        else visible.none()
+    )
+    return render(
+        request,
+        "archive/study_detail.html",
+        {"study": study, "series": series, "priors": priors},
+    )

@@ -21,7 +21,7 @@ from pydicom import dcmread
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
-from accounts.models import DicomNode, Organization
+from accounts.models import DicomNode, Membership, Organization, ReadingAgreement, Role
 
 UID_PREFIX = "1.2.826.0.1.3680043.10.1188."  # demo root; derived UIDs stay under 64 chars
 
@@ -128,52 +128,112 @@ def demo_password() -> str:
     return path.read_text().strip()
 
 
+REFERRING = {"RIVERSIDE": "OKAFOR^ADA^^^MD", "LAKEVIEW": "CHEN^WEI^^^MD"}
+
+
+@dataclass(frozen=True)
+class Persona:
+    username: str
+    role: str
+    org_slug: str
+    description: str
+    subspecialties: tuple[str, ...] = ()
+    licensed_states: tuple[str, ...] = ()
+    credentialed: tuple[str, ...] = ()
+    provider_ids: tuple[str, ...] = ()
+
+
+PERSONAS = [
+    Persona(
+        "reader",
+        Role.READER,
+        "northstar-peds",
+        "reader, pediatric cardiology, GA+PA",
+        ("pediatric_cardiology",),
+        ("GA", "PA"),
+        ("riverside", "lakeview"),
+    ),
+    Persona(
+        "reader2",
+        Role.READER,
+        "northstar-peds",
+        "reader, pediatric radiology, GA only",
+        ("pediatric_radiology",),
+        ("GA",),
+        ("riverside",),
+    ),
+    Persona("scheduler", Role.SCHEDULER, "northstar-peds", "scheduler"),
+    Persona(
+        "referrer",
+        Role.REFERRING,
+        "riverside",
+        "referring physician, Riverside",
+        provider_ids=(REFERRING["RIVERSIDE"],),
+    ),
+    Persona(
+        "referrer2",
+        Role.REFERRING,
+        "lakeview",
+        "referring physician, Lakeview",
+        provider_ids=(REFERRING["LAKEVIEW"],),
+    ),
+    Persona("tech", Role.TECHNOLOGIST, "riverside", "technologist, Riverside"),
+    Persona("orgadmin", Role.ORG_ADMIN, "northstar-peds", "org admin, reading group"),
+    Persona("admin", Role.ADMIN, "platform", "platform admin"),
+]
+
+
 @transaction.atomic
 def create_organisations_and_users() -> dict[str, str]:
-    """Create (or reuse) the demo tenants and users; returns {username: role}."""
-    riverside, _ = Organization.objects.get_or_create(
-        slug="riverside",
-        defaults={
-            "name": "Riverside Community Hospital",
-            "us_state": "GA",
-            "kind": Organization.Kind.SENDING_FACILITY,
-        },
-    )
-    lakeview, _ = Organization.objects.get_or_create(
-        slug="lakeview",
-        defaults={
-            "name": "Lakeview Regional Medical Center",
-            "us_state": "PA",
-            "kind": Organization.Kind.SENDING_FACILITY,
-        },
-    )
-    Organization.objects.get_or_create(
-        slug="northstar-peds",
-        defaults={
-            "name": "Northstar Pediatric Imaging",
-            "us_state": "PA",
-            "kind": Organization.Kind.READING_GROUP,
-        },
-    )
-    for org, ae_title in ((riverside, "RIVERSIDE"), (lakeview, "LAKEVIEW")):
+    """Create (or reuse) the demo tenants, agreements and personas; returns {username: role}."""
+    kinds = Organization.Kind
+    orgs = {}
+    for slug, name, state, kind in (
+        ("riverside", "Riverside Community Hospital", "GA", kinds.SENDING_FACILITY),
+        ("lakeview", "Lakeview Regional Medical Center", "PA", kinds.SENDING_FACILITY),
+        ("northstar-peds", "Northstar Pediatric Imaging", "PA", kinds.READING_GROUP),
+        ("platform", "ReadingRoom Platform", "", kinds.PLATFORM),
+    ):
+        orgs[slug], _ = Organization.objects.get_or_create(
+            slug=slug, defaults={"name": name, "us_state": state, "kind": kind}
+        )
+    for slug, ae_title in (("riverside", "RIVERSIDE"), ("lakeview", "LAKEVIEW")):
         DicomNode.objects.get_or_create(
             ae_title=ae_title,
             defaults={
-                "organization": org,
+                "organization": orgs[slug],
                 "host": "127.0.0.1",
                 "enabled": True,
-                "description": f"{org.name} PACS",
+                "description": f"{orgs[slug].name} PACS",
             },
         )
+        ReadingAgreement.objects.get_or_create(
+            reading_group=orgs["northstar-peds"], sending_facility=orgs[slug]
+        )
     password = demo_password()
-    users = {"admin": "platform admin"}
     User = get_user_model()
-    admin, created = User.objects.get_or_create(
-        username="admin", defaults={"is_staff": True, "is_superuser": True}
-    )
-    if created or not admin.check_password(password):
-        admin.set_password(password)
-        admin.save()
+    users = {}
+    for persona in PERSONAS:
+        superuser = persona.role == Role.ADMIN
+        user, created = User.objects.get_or_create(
+            username=persona.username,
+            defaults={"is_staff": superuser, "is_superuser": superuser},
+        )
+        if created or not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        membership, _ = Membership.objects.update_or_create(
+            user=user,
+            organization=orgs[persona.org_slug],
+            role=persona.role,
+            defaults={
+                "subspecialties": list(persona.subspecialties),
+                "licensed_states": list(persona.licensed_states),
+                "provider_ids": list(persona.provider_ids),
+            },
+        )
+        membership.credentialed_facilities.set([orgs[slug] for slug in persona.credentialed])
+        users[persona.username] = persona.description
     return users
 
 
@@ -203,7 +263,7 @@ def demo_datasets():
                 "RIVERSIDE": "Riverside Community Hospital",
                 "LAKEVIEW": "Lakeview Regional Medical Center",
             }[study.sender]
-            ds.ReferringPhysicianName = "OKAFOR^ADA^^^MD"
+            ds.ReferringPhysicianName = REFERRING[study.sender]
             yield study.sender, ds
 
 

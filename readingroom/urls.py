@@ -8,6 +8,7 @@ from archive import views as archive_views
 
 urlpatterns = [
     path("", archive_views.home, name="home"),
+    path("studies/<str:study_uid>/", archive_views.study_detail, name="study_detail"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,0 +1,134 @@
+"""The access policy, persona by persona: who sees which studies (and priors)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from accounts.models import Membership, Organization, Role
+from accounts.policy import can_view_study, visible_studies
+from archive.models import Series, Study
+from identity.models import PatientRecord, Person
+from readingroom import demo
+
+
+def make_study(org, uid, mrn, person, referring="", modality="CT"):
+    record, _ = PatientRecord.objects.get_or_create(
+        organization=org, issuer="", patient_id=mrn, defaults={"person": person}
+    )
+    now = timezone.now()
+    study = Study.objects.create(
+        study_instance_uid=uid,
+        organization=org,
+        patient_record=record,
+        referring_physician=referring,
+        modalities_in_study=modality,
+        first_received_at=now,
+        last_received_at=now,
+    )
+    Series.objects.create(series_instance_uid=uid + ".1", study=study, modality=modality)
+    return study
+
+
+@pytest.fixture
+def world(db, settings):
+    """Demo personas and agreements, Mia at three hospitals, and an outsider facility."""
+    settings.REFERRING_SEES_UNREPORTED = False
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+    demo.create_organisations_and_users()
+    orgs = {o.slug: o for o in Organization.objects.all()}
+    hillcrest = Organization.objects.create(
+        name="Hillcrest Children's",
+        slug="hillcrest",
+        us_state="OH",
+        kind=Organization.Kind.SENDING_FACILITY,
+    )
+    outsider = get_user_model().objects.create_user("outsider", password="x" * 16)
+    Membership.objects.create(user=outsider, organization=hillcrest, role=Role.TECHNOLOGIST)
+    mia, other = Person.objects.create(), Person.objects.create()
+    studies = {
+        "riverside_ct": make_study(
+            orgs["riverside"], "1.1", "RCH-1", mia, demo.REFERRING["RIVERSIDE"]
+        ),
+        "lakeview_mr": make_study(
+            orgs["lakeview"],
+            "1.2",
+            "LV-1",
+            Person.objects.create(),
+            demo.REFERRING["LAKEVIEW"],
+            "MR",
+        ),
+        "hillcrest_mia": make_study(hillcrest, "1.3", "HC-1", mia),
+        "hillcrest_other": make_study(hillcrest, "1.4", "HC-2", other),
+    }
+    return studies
+
+
+def visible(username):
+    user = get_user_model().objects.get(username=username)
+    return set(visible_studies(user).values_list("study_instance_uid", flat=True))
+
+
+READING_SIDE = {"1.1", "1.2", "1.3"}  # both agreement facilities + Mia's prior at Hillcrest
+
+EXPECTED = {
+    "reader": READING_SIDE,
+    "reader2": READING_SIDE,
+    "scheduler": READING_SIDE,
+    "orgadmin": READING_SIDE,
+    "tech": {"1.1"},
+    "referrer": set(),  # no final reports exist yet
+    "referrer2": set(),
+    "admin": {"1.1", "1.2", "1.3", "1.4"},
+    "outsider": {"1.3", "1.4"},
+}
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_each_persona_sees_exactly_its_studies(world, username):
+    assert visible(username) == EXPECTED[username]
+
+
+def test_priors_follow_identity_links(world):
+    """Linking Lakeview's record to Mia brings nothing new to readers (already visible), but
+    unlinking Hillcrest's record takes that prior away."""
+    assert "1.3" in visible("reader")
+    PatientRecord.objects.filter(patient_id="HC-1").update(person=Person.objects.create())
+    assert "1.3" not in visible("reader")
+
+
+def test_referring_physicians_see_their_own_patients_when_allowed(world, settings):
+    settings.REFERRING_SEES_UNREPORTED = True
+    assert visible("referrer") == {"1.1"}
+    assert visible("referrer2") == {"1.2"}
+    Membership.objects.filter(user__username="referrer").update(provider_ids=["SOMEONE^ELSE"])
+    assert visible("referrer") == set()
+
+
+def test_agreement_limited_to_modalities(world):
+    from accounts.models import ReadingAgreement
+
+    ReadingAgreement.objects.filter(sending_facility__slug="lakeview").update(modalities=["CT"])
+    assert visible("reader") == {"1.1", "1.3"}
+
+
+def test_inactive_membership_and_inactive_user_see_nothing(world):
+    Membership.objects.filter(user__username="tech").update(active=False)
+    assert visible("tech") == set()
+    get_user_model().objects.filter(username="reader").update(is_active=False)
+    assert visible("reader") == set()
+
+
+def test_can_view_study(world):
+    tech = get_user_model().objects.get(username="tech")
+    assert can_view_study(tech, world["riverside_ct"])
+    assert not can_view_study(tech, world["lakeview_mr"])
+
+
+def test_no_duplicates_when_a_study_has_many_series(world):
+    study = world["riverside_ct"]
+    for n in range(3):
+        Series.objects.create(series_instance_uid=f"1.1.9.{n}", study=study, modality="CT")
+    reader = get_user_model().objects.get(username="reader")
+    assert visible_studies(reader).filter(pk=study.pk).count() == 1
