@@ -20,14 +20,31 @@ pytestmark = pytest.mark.slow
 
 
 def start_serve(data_dir, http_port, dicom_port, log):
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "READINGROOM_STORAGE_DIR")}
-    env.update(READINGROOM_DATA_DIR=str(data_dir), HTTP_PORT=str(http_port),
-               DICOM_PORT=str(dicom_port), DEMO_PASSWORD="demo-pass-123")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT,
-                   env=env, check=True, timeout=120)
-    return subprocess.Popen([sys.executable, "manage.py", "serve", "--demo"], cwd=ROOT, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "READINGROOM_STORAGE_DIR")
+    }
+    env.update(
+        READINGROOM_DATA_DIR=str(data_dir),
+        HTTP_PORT=str(http_port),
+        DICOM_PORT=str(dicom_port),
+        DEMO_PASSWORD="demo-pass-123",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--demo"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def stop(proc):
@@ -44,10 +61,12 @@ def sign_in_and_get_home(http_port: int) -> str:
     base = f"http://127.0.0.1:{http_port}"
     login = opener.open(f"{base}/login/", timeout=10).read().decode()
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login).group(1)
-    form = urllib.parse.urlencode({"username": "admin", "password": "demo-pass-123",
-                                   "csrfmiddlewaretoken": token}).encode()
-    request = urllib.request.Request(f"{base}/login/", data=form,
-                                     headers={"Referer": f"{base}/login/"})
+    form = urllib.parse.urlencode(
+        {"username": "admin", "password": "demo-pass-123", "csrfmiddlewaretoken": token}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/login/", data=form, headers={"Referer": f"{base}/login/"}
+    )
     return opener.open(request, timeout=10).read().decode()
 
 
