@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import DicomNode, Membership, Organization, ReadingAgreement
+from .models import ApiToken, DicomNode, Membership, Organization, ReadingAgreement
 
 
 class DicomNodeInline(admin.TabularInline):
@@ -33,3 +33,33 @@ class MembershipAdmin(admin.ModelAdmin):
 class ReadingAgreementAdmin(admin.ModelAdmin):
     list_display = ["reading_group", "sending_facility", "active"]
     list_filter = ["active"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are issued by their owner (account page) or `manage.py create_api_token`, so
+    the secret is shown once to the right person; admins can see and revoke them."""
+
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["revoked_at"]
+    search_fields = ["user__username", "name", "prefix"]
+    readonly_fields = ["user", "prefix", "token_hash", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset) -> None:
+        from django.utils import timezone
+
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} token(s) revoked.")

@@ -62,7 +62,11 @@ class DicomNode(models.Model):
         ordering = ["ae_title"]
         constraints = [
             # One calling AE title maps to exactly one organisation, whatever its case/padding.
-            models.UniqueConstraint(Upper("ae_title"), name="dicomnode_ae_title_unique"),
+            models.UniqueConstraint(
+                Upper("ae_title"),
+                name="dicomnode_ae_title_unique",
+                violation_error_message="That AE title is already in use.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -191,3 +195,37 @@ class ReadingAgreement(models.Model):
             and self.sending_facility.kind != Organization.Kind.SENDING_FACILITY
         ):
             raise ValidationError("The sender side must be a sending facility.")
+
+
+class ApiToken(models.Model):
+    """A per-user credential for API clients (DICOMweb, FHIR, scripts): `Authorization: Bearer`.
+
+    Only the SHA-256 of the token is stored, so a database leak does not hand out working
+    credentials; `prefix` is a non-secret lookup key so verifying a token is one indexed read
+    plus a constant-time comparison. Tokens expire and can be revoked; rows are kept (not
+    deleted) so the audit trail can still name the token that was used.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField("SHA-256 of the token", max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"
+
+    @property
+    def is_usable(self) -> bool:
+        from django.utils import timezone
+
+        return self.revoked_at is None and self.expires_at > timezone.now()

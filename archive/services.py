@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from identity.services import Demographics, resolve_patient_record
 
-from .dicomfile import DicomFileError, Header, build_part10, read_header
+from .dicomfile import DicomFileError, Header, part10_prefix, read_header
 from .models import Instance, InstanceVersion, Series, Study, StudyArrival
 from .storage import get_storage, instance_key, is_valid_uid
 
@@ -48,6 +48,61 @@ class IngestOutcome:
         return self.code in ("stored", "duplicate", "new_version", "ignored")
 
 
+@dataclass(frozen=True)
+class _Filed:
+    """Index rows an earlier object of the same sender resolved and validated."""
+
+    study_id: int
+    series_id: int
+
+
+class IngestCache:
+    """What one sender (a DICOM association) has already filed: its patient/study/series rows.
+
+    A modality sends a series as many objects with the same patient, study and series
+    attributes. The first one takes the full path (find or create the patient record, study
+    and series, with every rejection rule checked in the write transaction); the ids it
+    resolved are remembered here under everything that path reads from the header, so a
+    later object with the very same values can only have reached the same rows with the same
+    checks passing and nothing to update. It is then indexed with one INSERT (plus the study's
+    arrival bookkeeping, see _file_known) in a short transaction. Anything that differs (other
+    demographics, a new modality, another series) misses and takes the full path again.
+
+    Entries are added only after the full path committed, and dropped when an insert with
+    them fails on a constraint (e.g. the study was deleted meanwhile). Not thread-safe: one
+    cache per association, used by that association's thread only.
+    """
+
+    def __init__(self) -> None:
+        self._filed: dict[tuple, _Filed] = {}
+
+    @staticmethod
+    def key(header: Header, source: IngestSource) -> tuple:
+        return (
+            source.organization.pk,
+            header.issuer_of_patient_id,
+            header.patient_id,
+            header.patient_name,
+            header.patient_birth_date,
+            header.patient_sex,
+            header.study_instance_uid,
+            header.series_instance_uid,
+            header.modality,
+            header.body_part_examined,
+        )
+
+    def get(self, key: tuple) -> _Filed | None:
+        return self._filed.get(key)
+
+    def put(self, key: tuple, filed: _Filed) -> None:
+        if len(self._filed) >= 256:  # a sender of thousands of series: keep memory bounded
+            self._filed.clear()
+        self._filed[key] = filed
+
+    def drop(self, key: tuple) -> None:
+        self._filed.pop(key, None)
+
+
 class IngestRejected(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -62,16 +117,24 @@ def ingest_instance(
     *,
     expected_sop_class_uid: str | None = None,
     expected_sop_instance_uid: str | None = None,
+    cache: IngestCache | None = None,
 ) -> IngestOutcome:
     """Validate, store durably and index one DICOM data set exactly as it was received.
 
     `dataset` is the encoded data set without file meta (what DIMSE carries); STOW-RS and
     import split Part 10 files first. Re-sending identical bytes is a harmless duplicate;
     different bytes under a known SOP Instance UID follow READINGROOM_RESEND_POLICY.
+    `cache`, one per sender (association), lets later objects of a series skip the lookups
+    the first one made (see IngestCache); results are the same with or without it.
     """
     try:
         return _ingest(
-            dataset, transfer_syntax_uid, source, expected_sop_class_uid, expected_sop_instance_uid
+            dataset,
+            transfer_syntax_uid,
+            source,
+            expected_sop_class_uid,
+            expected_sop_instance_uid,
+            cache,
         )
     except (DicomFileError, IngestRejected) as exc:
         log.warning("rejected object from %s: %s", source.label, exc.message)
@@ -84,6 +147,7 @@ def _ingest(
     source: IngestSource,
     expected_class: str | None,
     expected_instance: str | None,
+    cache: IngestCache | None = None,
 ) -> IngestOutcome:
     if not is_valid_uid(ts_uid):
         raise IngestRejected("invalid_uid", "Transfer Syntax UID is not a valid UID")
@@ -94,27 +158,39 @@ def _ingest(
         raise IngestRejected("sop_mismatch", "SOP Class UID differs from the request's")
     if expected_instance and header.sop_instance_uid != expected_instance:
         raise IngestRejected("sop_mismatch", "SOP Instance UID differs from the request's")
-    part10 = build_part10(header.sop_class_uid, header.sop_instance_uid, ts_uid, dataset)
+    meta = part10_prefix(header.sop_class_uid, header.sop_instance_uid, ts_uid)
 
     sha256 = hashlib.sha256(dataset).hexdigest()
     key = instance_key(
         header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid, sha256
     )
-    existing = _existing_outcome(header, sha256)
+    # Reads happen before the write transaction, so they never hold the write lock.
+    existing, indexed = _existing_outcome(header, sha256)
     if existing is not None:
         return existing
 
     storage = get_storage()
-    storage.put(key, part10)
+    storage.put_parts(key, (meta, dataset))
+    size = len(meta) + len(dataset)
+    cache_key = IngestCache.key(header, source) if cache is not None else None
     for attempt in (1, 2):
+        filed = cache.get(cache_key) if cache is not None and not indexed else None
         try:
+            if filed is not None:
+                with transaction.atomic():
+                    return _file_known(header, ts_uid, sha256, key, size, source, filed)
             with transaction.atomic():
-                return _index(header, ts_uid, sha256, key, len(part10), source)
+                outcome, filed = _index(header, ts_uid, sha256, key, size, source)
+            if cache is not None:
+                cache.put(cache_key, filed)  # committed: the ids are real and were validated
+            return outcome
         except IntegrityError:
             # A concurrent association indexed the same UID first: decide again from its row.
             if attempt == 2:
                 raise
-            existing = _existing_outcome(header, sha256)
+            existing, indexed = _existing_outcome(header, sha256)
+            if cache is not None and not indexed:
+                cache.drop(cache_key)  # not explained by the UID: the remembered rows may be gone
             if existing is not None:
                 return existing
         except IngestRejected:
@@ -123,47 +199,32 @@ def _ingest(
     raise AssertionError("unreachable")
 
 
-def _existing_outcome(header: Header, sha256: str) -> IngestOutcome | None:
-    """Outcome for a SOP Instance UID already indexed, or None to go on and store it."""
-    current = (
-        Instance.objects.filter(sop_instance_uid=header.sop_instance_uid)
-        .select_related("series")
-        .first()
+def _existing_outcome(header: Header, sha256: str) -> tuple[IngestOutcome | None, bool]:
+    """(Outcome, True) for a SOP Instance UID already indexed, (None, indexed) to store it."""
+    row = list(
+        Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).values_list(
+            "pk", "sha256", "storage_key", "series__study_id"
+        )[:1]
     )
-    if current is None:
-        return None
-    study_id = current.series.study_id
-    if current.sha256 == sha256 and get_storage().exists(current.storage_key):
-        return IngestOutcome("duplicate", "identical copy already stored", current.pk, study_id)
-    if current.sha256 == sha256:
-        return None  # row without its file (restored backup?): store the file again
+    if not row:
+        return None, False
+    pk, current_sha256, storage_key, study_id = row[0]
+    if current_sha256 == sha256 and get_storage().exists(storage_key):
+        return IngestOutcome("duplicate", "identical copy already stored", pk, study_id), True
+    if current_sha256 == sha256:
+        return None, True  # row without its file (restored backup?): store the file again
     if settings.RESEND_POLICY == "reject":
         raise IngestRejected("duplicate_rejected", "SOP Instance UID already stored, other bytes")
     if settings.RESEND_POLICY == "keep_first":
-        return IngestOutcome(
-            "ignored", "kept the earlier copy (policy keep_first)", current.pk, study_id
-        )
-    return None  # policy "version": index the new copy as the current version
+        message = "kept the earlier copy (policy keep_first)"
+        return IngestOutcome("ignored", message, pk, study_id), True
+    return None, True  # policy "version": index the new copy as the current version
 
 
-def _index(
-    header: Header, ts_uid: str, sha256: str, key: str, size: int, source: IngestSource
-) -> IngestOutcome:
-    now = timezone.now()
-    record = resolve_patient_record(
-        source.organization,
-        Demographics(
-            patient_id=header.patient_id,
-            issuer=header.issuer_of_patient_id,
-            name=header.patient_name,
-            birth_date=header.patient_birth_date,
-            sex=header.patient_sex,
-        ),
-    )
-    study = _study_for(header, record, source, now)
-    series = _series_for(header, study)
-    fields = {
-        "series": series,
+def _instance_fields(
+    header: Header, ts_uid: str, sha256: str, key: str, size: int, source: IngestSource, now
+) -> dict:
+    return {
         "sop_class_uid": header.sop_class_uid,
         "transfer_syntax_uid": ts_uid,
         "instance_number": header.instance_number,
@@ -177,6 +238,94 @@ def _index(
         "source": source.label[:64],
         "received_at": now,
     }
+
+
+def _file_known(
+    header: Header,
+    ts_uid: str,
+    sha256: str,
+    key: str,
+    size: int,
+    source: IngestSource,
+    filed: _Filed,
+) -> IngestOutcome:
+    """Index a new SOP instance into a series this sender already filed (IngestCache).
+
+    Inside the caller's transaction. A UID indexed meanwhile raises IntegrityError.
+    """
+    now = timezone.now()
+    _mark_study_received(filed.study_id, now)
+    instance = Instance.objects.create(
+        sop_instance_uid=header.sop_instance_uid,
+        series_id=filed.series_id,
+        **_instance_fields(header, ts_uid, sha256, key, size, source, now),
+    )
+    return IngestOutcome("stored", "", instance.pk, filed.study_id)
+
+
+def _mark_study_received(study_id: int, now) -> None:
+    """Keep the study's arrival bookkeeping right for an instance indexed in this transaction.
+
+    The rule (as when every instance updated the study row): once this transaction commits,
+    either the study is arrival_pending, or a study_received arrival recorded after this
+    instance committed counts it. So a crash at any point leaves every stored instance either
+    announced or in a pending study that the sweep announces after the quiet period, and the
+    association's end (record_arrivals) announces it otherwise.
+
+    Updating the study row for every instance made every association queue on that one row
+    lock (PostgreSQL) and rewrote the row each time. Instead the row is only read, under a
+    lock that other ingests share but record_arrivals' SELECT ... FOR UPDATE does not:
+
+    * record_arrivals locked the row first: this read waits for it to commit and then sees
+      arrival_pending false, so the row is set pending again below; or
+    * this read came first: record_arrivals waits for this transaction to commit, so its
+      instance count includes this instance.
+
+    (SQLite: write transactions are serialised by BEGIN IMMEDIATE, so a plain read is exact.)
+    The row is written when it is not pending, or when last_received_at is older than
+    _LAST_RECEIVED_GRANULARITY: last_received_at (the quiet-period clock of sweep_arrivals
+    and the worklist's order) is kept to within that granularity rather than to the instant,
+    which at most brings a quiet-period announcement forward by that much.
+    """
+    threshold = now - _last_received_granularity()
+    sql = _STUDY_STATE_SQL + (" FOR KEY SHARE" if connection.vendor == "postgresql" else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datetimefield_value(threshold), study_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise IntegrityError(f"study {study_id} no longer exists")
+    pending, stale = row
+    if not pending or stale:
+        Study.objects.filter(pk=study_id).update(last_received_at=now, arrival_pending=True)
+
+
+_STUDY_STATE_SQL = "SELECT arrival_pending, last_received_at < %s FROM archive_study WHERE id = %s"
+assert Study._meta.db_table == "archive_study"
+
+
+def _last_received_granularity() -> timedelta:
+    return timedelta(seconds=min(1.0, settings.ARRIVAL_QUIET_SECONDS / 20))
+
+
+def _index(
+    header: Header, ts_uid: str, sha256: str, key: str, size: int, source: IngestSource
+) -> tuple[IngestOutcome, _Filed]:
+    """The full path: resolve (or create) patient record, study and series, check every
+    rejection rule, then index the instance (new, restored or a new version)."""
+    now = timezone.now()
+    record = resolve_patient_record(
+        source.organization,
+        Demographics(
+            patient_id=header.patient_id,
+            issuer=header.issuer_of_patient_id,
+            name=header.patient_name,
+            birth_date=header.patient_birth_date,
+            sex=header.patient_sex,
+        ),
+    )
+    study = _study_for(header, record, source, now)
+    series = _series_for(header, study)
+    fields = {"series": series, **_instance_fields(header, ts_uid, sha256, key, size, source, now)}
     current = (
         Instance.objects.select_for_update()
         .filter(sop_instance_uid=header.sop_instance_uid)
@@ -210,7 +359,7 @@ def _index(
         instance = current
         code, message = "new_version", f"stored as version {current.version}"
     Study.objects.filter(pk=study.pk).update(last_received_at=now, arrival_pending=True)
-    return IngestOutcome(code, message, instance.pk, study.pk)
+    return IngestOutcome(code, message, instance.pk, study.pk), _Filed(study.pk, series.pk)
 
 
 def _study_for(header: Header, record, source: IngestSource, now) -> Study:

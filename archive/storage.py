@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -34,6 +35,7 @@ def instance_key(study_uid: str, series_uid: str, sop_uid: str, sha256: str) -> 
 
 class Storage(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
+    def put_parts(self, key: str, parts: Iterable[bytes]) -> None: ...
     def open(self, key: str) -> BinaryIO: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -52,6 +54,10 @@ class FileSystemStorage:
         return self.root / key
 
     def put(self, key: str, data: bytes) -> None:
+        self.put_parts(key, (data,))
+
+    def put_parts(self, key: str, parts: Iterable[bytes]) -> None:
+        """put() of the parts' concatenation, without building it in memory first."""
         final = self.path(key)
         folder = final.parent
         if not folder.is_dir():
@@ -60,10 +66,11 @@ class FileSystemStorage:
         temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            for part in parts:
+                view = memoryview(part)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             os.fsync(fd)
             os.close(fd)
             fd = -1

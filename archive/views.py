@@ -11,6 +11,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.policy import visible_studies
+from audit.models import Action, Outcome
+from audit.services import record
 
 
 @login_required
@@ -24,6 +26,8 @@ def home(request: HttpRequest) -> HttpResponse:
         )
         .order_by("-last_received_at")[:200]
     )
+    studies = list(studies)
+    record(request, Action.STUDY_SEARCH, detail={"page": "home", "results": len(studies)})
     return render(request, "archive/home.html", {"studies": studies})
 
 
@@ -36,7 +40,17 @@ def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
         .first()
     )
     if study is None:
+        # Unknown and invisible look the same (404); the attempt is on the record.
+        record(
+            request,
+            Action.ACCESS_DENIED,
+            Outcome.DENIED,
+            object_type="study",
+            object_id=study_uid[:64],
+            detail={"page": "study_detail"},
+        )
         raise Http404("No such study")
+    record(request, Action.STUDY_VIEW, study=study)
     series = study.series.annotate(num_instances=Count("instances")).order_by("series_number", "pk")
     priors = (
         visible.filter(patient_record__person=study.patient_record.person_id)

@@ -17,7 +17,10 @@ and get TCP_NODELAY=1, without which Nagle's algorithm dominates (shared/PEERS.m
 
 Usage:
     python bench/ingest.py [--count 1000] [--parallel 4] [--repeat 3]
-                           [--database-url postgres://...] [--keep]
+                           [--database-url postgres://...] [--workers N] [--keep]
+
+ReadingRoom runs as `manage.py dicom_server`, with its default worker processes
+(DICOM_WORKERS) unless --workers says otherwise.
 
 MB/s is 10^6 bytes of Part 10 files sent per second of wall-clock time, from starting
 the storescu processes to the last one exiting. Figures are medians over --repeat.
@@ -274,7 +277,7 @@ COUNT_INSTANCES = "from archive.models import Instance; print(Instance.objects.c
 
 
 def start_readingroom(
-    children: Children, base: Path, database_url: str | None
+    children: Children, base: Path, database_url: str | None, workers: int | None = None
 ) -> tuple[Server, dict[str, str]]:
     data_dir = base / "readingroom"
     data_dir.mkdir()
@@ -284,9 +287,10 @@ def start_readingroom(
     run_checked([*manage, "shell", "-c", REGISTER_NODE], env, timeout=120)
     port = free_port()
     log = base / "readingroom.log"
-    proc = children.start(
-        [*manage, "dicom_server", "--host", "127.0.0.1", "--port", str(port)], env, log, ROOT
-    )
+    argv = [*manage, "dicom_server", "--host", "127.0.0.1", "--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
+    proc = children.start(argv, env, log, ROOT)
 
     def count() -> int:
         return int(run_checked([*manage, "shell", "-c", COUNT_INSTANCES], env, 120).split()[-1])
@@ -535,12 +539,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--database-url", help="PostgreSQL URL for ReadingRoom (dropped, recreated)"
     )
+    parser.add_argument(
+        "--workers", type=int, help="ReadingRoom SCP worker processes (DICOM_WORKERS)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep temp dir and database")
     parser.add_argument("--tmpdir", help="base folder for data and both servers' storage")
     parser.add_argument("--timeout", type=float, help="seconds per send (60 + count/2)")
     args = parser.parse_args(argv)
     if args.count < args.parallel or args.parallel < 1 or args.repeat < 1:
         parser.error("need --count >= --parallel >= 1 and --repeat >= 1")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
 
 
@@ -573,7 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with terminate_on_signals():
             if args.database_url:
                 recreate_database(args.database_url)
-            readingroom, _ = start_readingroom(children, base, args.database_url)
+            readingroom, _ = start_readingroom(children, base, args.database_url, args.workers)
             orthanc = start_orthanc(children, base)
             print(
                 f"readingroom pid {readingroom.proc.pid} port {readingroom.port}; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from base64 import b32encode
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,6 +236,46 @@ def create_organisations_and_users() -> dict[str, str]:
         membership.credentialed_facilities.set([orgs[slug] for slug in persona.credentialed])
         users[persona.username] = persona.description
     return users
+
+
+DEMO_DEVICE_NAME = "demo authenticator"
+
+
+def enrol_demo_mfa() -> dict[str, str]:
+    """Give every demo user who needs MFA a confirmed TOTP device (reused on later runs) and
+    write the secrets to the data folder (0600). Demo only: real users enrol themselves."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts import mfa
+
+    secrets_by_user = {}
+    for user in get_user_model().objects.filter(username__in=[p.username for p in PERSONAS]):
+        if not mfa.requires_mfa(user):
+            continue
+        device = TOTPDevice.objects.filter(user=user, name=DEMO_DEVICE_NAME).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name=DEMO_DEVICE_NAME, confirmed=True)
+        secrets_by_user[user.username] = b32encode(device.bin_key).decode().rstrip("=")
+    path = Path(settings.DATA_DIR) / "demo-totp-secrets"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.writelines(f"{user} {secret}\n" for user, secret in sorted(secrets_by_user.items()))
+    return secrets_by_user
+
+
+def login_lines(users: dict[str, str]) -> list[str]:
+    """What `serve --demo` and `demo` print: logins, MFA secrets and how to get a code."""
+    password = demo_password()
+    secrets_by_user = enrol_demo_mfa()
+    lines = []
+    for username, description in users.items():
+        line = f"{username} / {password} ({description})"
+        if username in secrets_by_user:
+            line += f", TOTP secret {secrets_by_user[username]}"
+        lines.append(line)
+    lines.append("Current TOTP code for a demo user: manage.py demo_code USERNAME")
+    return lines
 
 
 def demo_datasets():

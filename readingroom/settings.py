@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -81,11 +82,16 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "channels",
     "readingroom",
     "accounts",
     "identity",
     "archive",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -95,7 +101,15 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Sign-in enforcement (accounts/middleware.py): in this order, after auth and messages.
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.ApiTokenMiddleware",
+    "accounts.middleware.IdleTimeoutMiddleware",
+    "accounts.middleware.MFARequiredMiddleware",
+    "accounts.middleware.SecurityHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a lock-out into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "readingroom.urls"
@@ -109,6 +123,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.security",
             ],
         },
     },
@@ -180,6 +195,9 @@ if RESEND_POLICY not in ("version", "keep_first", "reject"):
 ARRIVAL_QUIET_SECONDS = envint("READINGROOM_ARRIVAL_QUIET_SECONDS", 60, 1, 86400)
 ARRIVAL_REDRIVE_SECONDS = envint("READINGROOM_ARRIVAL_REDRIVE_SECONDS", 120, 1, 86400)
 
+# Proxies whose X-Forwarded-For the audit trail believes (comma-separated IPs); none by default.
+TRUSTED_PROXIES = [p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.strip()]
+
 # --- access ---------------------------------------------------------------------------------
 # Referring physicians see their patients' studies only once a final report exists, unless set.
 REFERRING_SEES_UNREPORTED = envbool("REFERRING_SEES_UNREPORTED", False)
@@ -195,11 +213,66 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- sign-in and transport security (accounts/auth.py, mfa.py, tokens.py, middleware.py) -----
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Older hashes still verify and are upgraded to Argon2 at the next sign-in.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses locked-out usernames before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envint("AXES_FAILURE_LIMIT", 5, 1, 1000)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("AXES_COOLOFF_MINUTES", 30, 1, 7 * 24 * 60))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 wants 'ip_address' too. Counting by username alone cannot be dodged by rotating
+# IPs, user agents or cookies; adding the IP would lock out a whole hospital behind one NAT
+# (or everyone, behind our own TLS proxy) after a few typos.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.auth.lockout_response"
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "ReadingRoom")
+# Admins manage devices (delete one to reset a user's MFA) but never see their secrets.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+SESSION_IDLE_TIMEOUT = envint("SESSION_IDLE_TIMEOUT", 1800, 60, 7 * 24 * 3600)
+API_TOKEN_DAYS = envint("API_TOKEN_DAYS", 90, 1, 3650)
+API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", max(365, API_TOKEN_DAYS), API_TOKEN_DAYS, 3650)
+
+# TLS=1: served over HTTPS (directly or behind a proxy that daphne trusts with --proxy-headers):
+# redirect plain HTTP, send HSTS, and mark cookies Secure. SECURE_COOKIES defaults to TLS.
+TLS = envbool("TLS", False)
+SECURE_SSL_REDIRECT = TLS
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000, 0, 2 * 31536000) if TLS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", TLS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-X_FRAME_OPTIONS = "DENY"
+# Page scripts read the CSRF token from the form field, never from the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
 
 LOGGING = {
     "version": 1,

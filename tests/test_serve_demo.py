@@ -3,16 +3,19 @@ DICOM SCP, the demo arrives over a real association, and a second start reuses t
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 
 import pytest
+from django_otp.oath import totp
 
 from tests.conftest import ROOT, free_port, wait_for
 
@@ -55,19 +58,28 @@ def stop(proc):
         proc.kill()
 
 
-def sign_in_and_get_home(http_port: int) -> str:
+def _post(opener, url: str, page: str, fields: dict[str, str]) -> str:
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+    request = urllib.request.Request(url, data=form, headers={"Referer": url})
+    return opener.open(request, timeout=10).read().decode()
+
+
+def sign_in_and_get_home(http_port: int, totp_secret: str, username: str = "admin") -> str:
+    """Password, then the TOTP code computed from the secret the demo printed."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     base = f"http://127.0.0.1:{http_port}"
     login = opener.open(f"{base}/login/", timeout=10).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login).group(1)
-    form = urllib.parse.urlencode(
-        {"username": "admin", "password": "demo-pass-123", "csrfmiddlewaretoken": token}
-    ).encode()
-    request = urllib.request.Request(
-        f"{base}/login/", data=form, headers={"Referer": f"{base}/login/"}
+    verify = _post(
+        opener, f"{base}/login/", login, {"username": username, "password": "demo-pass-123"}
     )
-    return opener.open(request, timeout=10).read().decode()
+    assert 'name="code"' in verify  # the second factor is asked for
+    key = base64.b32decode(totp_secret + "=" * (-len(totp_secret) % 8))
+    code = f"{totp(key):06d}"
+    page = _post(opener, f"{base}/account/mfa/verify/", verify, {"code": code})
+    assert "did not match" not in page, (username, totp_secret, code, time.time())
+    return page
 
 
 def test_serve_demo_end_to_end_and_restart(tmp_path):
@@ -81,8 +93,11 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         assert f"http://127.0.0.1:{http_port}/" in out
         assert f"AE title READINGROOM on 127.0.0.1:{dicom_port}" in out
         assert "admin / demo-pass-123" in out
+        secret = re.search(
+            r"admin / demo-pass-123 \(platform admin\), TOTP secret (\w+)", out
+        ).group(1)
         assert "demo instances sent: {'success': 7, 'failure': 0}" in out
-        home = sign_in_and_get_home(http_port)
+        home = sign_in_and_get_home(http_port, secret)
         assert "Received studies" in home
         # The same child under two MRNs at two hospitals.
         assert "RCH-100234 (Riverside Community Hospital)" in home
@@ -98,6 +113,10 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
     try:
         wait_for(lambda: "Listening on TCP address" in log2.read_text(), timeout=90)
         assert "demo instances sent: {'success': 7, 'failure': 0}" in log2.read_text()
-        assert sign_in_and_get_home(http_port).count("<tr>") == 6
+        # A TOTP code is good once: sign in as the reader, who sees both facilities' studies.
+        out2 = log2.read_text()
+        reader = re.search(r"reader / demo-pass-123 \([^)]*\), TOTP secret (\w+)", out2).group(1)
+        page = sign_in_and_get_home(http_port, reader, "reader")
+        assert page.count("<tr>") == 6
     finally:
         stop(proc)

@@ -23,12 +23,13 @@ HOSTILE = [
 
 
 @pytest.fixture
-def browser():
+def browser(monkeypatch):
     from playwright.sync_api import sync_playwright
 
     if not os.path.exists("/usr/bin/chromium"):
         pytest.fail("Debian chromium is not installed (apt-get install chromium)")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # DB fixtures run beside Playwright's loop
+    # DB fixtures run beside Playwright's event loop; restored after the test.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from archive.models import Study
 from identity.models import PatientRecord, Person
+from tests.accounts.helpers import login_verified
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def test_anonymous_is_sent_to_login(client, study):
 
 def test_admin_sees_studies_with_patient_text_escaped(client, study):
     admin = get_user_model().objects.create_superuser("root", password="pw-123456")
-    client.force_login(admin)
+    login_verified(client, admin)  # superusers need MFA; this session has passed it
     page = client.get("/").content.decode()
     assert "RCH-1 (Riverside Community Hospital)" in page
     assert "CT, SR" in page

@@ -24,5 +24,5 @@ class Command(BaseCommand):
             except (RuntimeError, ConnectionError, OSError) as exc:
                 raise CommandError(f"{exc}; is the SCP running (manage.py dicom_server)?") from None
             self.stdout.write(f"sent demo instances: {result}")
-        for username, role in users.items():
-            self.stdout.write(f"login {username} / {demo.demo_password()} ({role})")
+        for line in demo.login_lines(users):
+            self.stdout.write(f"login {line}")

@@ -38,6 +38,7 @@ class Command(BaseCommand):
             self.stdout.write(f"demo instances sent: {result}")
         else:
             users = {}
+        login_lines = demo.login_lines(users) if users else []
         host = "127.0.0.1" if settings.HTTP_HOST in ("0.0.0.0", "") else settings.HTTP_HOST  # noqa: S104
         self.stdout.write(
             "\n".join(
@@ -47,10 +48,7 @@ class Command(BaseCommand):
                     f"DICOM SCP:         AE title {settings.DICOM_AE_TITLE} on "
                     f"{settings.DICOM_HOST}:{settings.DICOM_PORT}",
                     f"Data folder:       {settings.DATA_DIR}",
-                    *[
-                        f"Login:             {u} / {demo.demo_password()} ({r})"
-                        for u, r in users.items()
-                    ],
+                    *[f"Login:             {line}" for line in login_lines],
                     "Send a study:      storescu -aet RIVERSIDE -aec "
                     f"{settings.DICOM_AE_TITLE} 127.0.0.1 {settings.DICOM_PORT} file.dcm",
                     "",
