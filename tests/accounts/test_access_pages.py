@@ -59,3 +59,21 @@ def test_viewing_a_study_writes_one_complete_event(client, world):  # noqa: F811
     assert event.organization.slug == "northstar-peds"
     assert event.study_uid == "1.1" and event.patient_id == "RCH-1"
     assert event.source_ip == "10.1.2.3" and event.user_agent == "pytest-browser"
+
+
+AUDITORS = {"admin"}
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_audit_pages_only_for_privacy_officers(client, world, username):  # noqa: F811
+    login_verified(client, get_user_model().objects.get(username=username))
+    for url in ("/audit/", "/audit/export/xml/", "/audit/export/syslog/"):
+        response = client.get(url)
+        assert response.status_code == (200 if username in AUDITORS else 404), (username, url)
+
+
+@pytest.mark.parametrize("username", sorted(EXPECTED))
+def test_org_admin_pages_only_for_org_admins(client, world, username):  # noqa: F811
+    login_verified(client, get_user_model().objects.get(username=username))
+    response = client.get("/org/", follow=True)
+    assert (response.status_code == 200) == (username == "orgadmin"), username

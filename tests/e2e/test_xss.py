@@ -106,3 +106,33 @@ def test_hostile_text_is_escaped_in_the_browser(browser, live_server, hostile_st
     assert dialogs == []
     assert [e for e in errors if "alert" in e or "onerror" in e] == []
     page.close()
+
+
+def test_hostile_text_is_escaped_on_the_audit_page(browser, live_server, hostile_study):
+    """The privacy officer's page shows patient identifiers from DICOM too."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from audit.services import record
+
+    record(None, "study.view", username="tech", study=hostile_study)
+    admin = get_user_model().objects.create_superuser("officer", password="officer-password-1")
+    device = TOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+    page = browser.new_page()
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", "officer")
+    page.fill("input[name=password]", "officer-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/account/mfa/verify/**")
+    page.fill("input[name=code]", f"{totp(device.bin_key):06d}")
+    page.click("main button[type=submit]")  # not the header's Sign out button
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/audit/")
+    text = page.inner_text("main")
+    assert "RCH-<b>1</b>" in text
+    assert page.locator("main b, main script, main img").count() == 0
+    page.wait_for_timeout(300)
+    assert dialogs == []
+    page.close()

@@ -8,7 +8,8 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from archive.dimse import serve_workers, start_server
+from archive.dimse import start_server
+from archive.dimse_workers import serve_workers
 
 
 class Command(BaseCommand):
