@@ -20,7 +20,7 @@ from django.db import connections
 from pynetdicom.transport import AssociationServer
 
 from . import services
-from .dimse import StoreSCP, copy_contexts_cheaply, build_ae, log
+from .dimse import StoreSCP, build_ae, copy_contexts_cheaply, log
 
 
 def serve_workers(host: str | None = None, port: int | None = None, workers: int = 2) -> int:
