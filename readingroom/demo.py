@@ -274,8 +274,10 @@ def login_lines(users: dict[str, str]) -> list[str]:
         if username in secrets_by_user:
             line += f", TOTP secret {secrets_by_user[username]}"
         lines.append(line)
-    lines.append("Current TOTP code for a demo user: manage.py demo_code USERNAME")
     return lines
+
+
+MFA_HINT = "current code of a demo user's authenticator: manage.py demo_code USERNAME"
 
 
 def demo_datasets():

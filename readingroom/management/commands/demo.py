@@ -26,3 +26,4 @@ class Command(BaseCommand):
             self.stdout.write(f"sent demo instances: {result}")
         for line in demo.login_lines(users):
             self.stdout.write(f"login {line}")
+        self.stdout.write(demo.MFA_HINT)

@@ -49,6 +49,7 @@ class Command(BaseCommand):
                     f"{settings.DICOM_HOST}:{settings.DICOM_PORT}",
                     f"Data folder:       {settings.DATA_DIR}",
                     *[f"Login:             {line}" for line in login_lines],
+                    *([f"Two-step codes:    {demo.MFA_HINT}"] if login_lines else []),
                     "Send a study:      storescu -aet RIVERSIDE -aec "
                     f"{settings.DICOM_AE_TITLE} 127.0.0.1 {settings.DICOM_PORT} file.dcm",
                     "",
