@@ -7,9 +7,13 @@ hand the received bytes to archive.services.ingest_instance and answer with its 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import logging
+import queue
+import select
+import socket
 import threading
 from dataclasses import dataclass, field
 
@@ -127,6 +131,7 @@ class StoreSCP:
 
     def on_established(self, event: evt.Event) -> None:
         _speed_up_transport(event.assoc)
+        _wake_instead_of_polling(event.assoc)
         calling = event.assoc.requestor.ae_title.strip()
         node = node_for_calling_ae(calling)
         source = (
@@ -235,6 +240,76 @@ def _speed_up_transport(assoc) -> None:
         return buffer
 
     assoc_socket.recv = recv
+
+
+# Longest a waiting reactor sleeps before re-checking its flags; only matters when idle.
+_IDLE_WAIT = 0.05
+
+
+def _wake_instead_of_polling(assoc) -> None:
+    """Let both pynetdicom threads block until there is work instead of polling every 1 ms.
+
+    pynetdicom's DUL thread sleeps 1 ms whenever a loop found nothing to do and its
+    association reactor sleeps 1 ms per loop: on one association each C-STORE request was
+    noticed ~1.2 ms after the previous response had gone out, the handler started ~0.3 ms
+    after the request was complete and the response waited for the DUL's next wake-up
+    (measured 2026-11; ~7 ms per 512x512 CT in all, ~4 ms of it ingest). While established
+    (state Sta6) the DUL now waits in select() on its socket and a wake-up socket pair that
+    send_pdu() writes to, and the reactor blocks on the DIMSE message queue, which an ACSE
+    primitive (release, abort) also wakes. Both waits end after _IDLE_WAIT, so an idle
+    association costs ~20 wake-ups a second, and every other state keeps pynetdicom's loop.
+    """
+    dul, dimse = assoc.dul, assoc.dimse
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+
+    def wake() -> None:
+        # OSError: a wake-up already pending (buffer full) or the association has ended.
+        with contextlib.suppress(OSError):
+            wake_w.send(b"\0")
+
+    def send_pdu(primitive, _send_pdu=dul.send_pdu) -> None:
+        _send_pdu(primitive)
+        wake()
+
+    def is_transport_event(_is_transport_event=dul._is_transport_event) -> bool:
+        if _is_transport_event():
+            return True
+        raw = getattr(dul.socket, "socket", None)
+        if dul.state_machine.current_state != "Sta6" or raw is None:
+            if wake_r.fileno() != -1:
+                wake_r.close()  # only this (the DUL) thread selects on it
+                wake_w.close()
+            return False
+        if dul.to_provider_queue.queue or dul.event_queue.queue:
+            return False  # work arrived meanwhile: let pynetdicom's loop take it in order
+        readable, _, _ = select.select([raw, wake_r], [], [], _IDLE_WAIT)
+        if wake_r in readable:
+            with contextlib.suppress(OSError):
+                wake_r.recv(4096)
+        # A primitive queued meanwhile (the C-STORE response) becomes its event now, as
+        # pynetdicom's next loop would after sleeping 1 ms; the loop handles it right after.
+        return dul._process_recv_primitive() or _is_transport_event()
+
+    user_put = dul.to_user_queue.put
+
+    def to_user_put(item, *args, **kwargs) -> None:
+        user_put(item, *args, **kwargs)
+        dimse.msg_queue.put((None, None))  # wake the reactor: (None, None) means "no message"
+
+    def get_msg(block: bool = False):
+        if block or not assoc.is_established:
+            return type(dimse).get_msg(dimse, block)
+        try:
+            return dimse.msg_queue.get(timeout=_IDLE_WAIT)
+        except queue.Empty:
+            return None, None
+
+    dul.send_pdu = send_pdu
+    dul._is_transport_event = is_transport_event
+    dul.to_user_queue.put = to_user_put
+    dimse.get_msg = get_msg
 
 
 def _status(code: str, message: str) -> Dataset:
