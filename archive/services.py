@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from identity.services import Demographics, resolve_patient_record
@@ -173,7 +173,7 @@ def _ingest(
     storage.put_parts(key, (meta, dataset))
     size = len(meta) + len(dataset)
     cache_key = IngestCache.key(header, source) if cache is not None else None
-    for attempt in (1, 2):
+    for attempt in range(1, _ATTEMPTS + 1):
         filed = cache.get(cache_key) if cache is not None and not indexed else None
         try:
             if filed is not None:
@@ -184,9 +184,17 @@ def _ingest(
             if cache is not None:
                 cache.put(cache_key, filed)  # committed: the ids are real and were validated
             return outcome
+        except OperationalError as exc:
+            # PostgreSQL broke a deadlock between two associations by aborting this one:
+            # nothing of it was committed, so the same work can simply run again.
+            if attempt == _ATTEMPTS or not _is_transient(exc):
+                raise
+            existing, indexed = _existing_outcome(header, sha256)
+            if existing is not None:
+                return existing
         except IntegrityError:
             # A concurrent association indexed the same UID first: decide again from its row.
-            if attempt == 2:
+            if attempt == _ATTEMPTS:
                 raise
             existing, indexed = _existing_outcome(header, sha256)
             if cache is not None and not indexed:
@@ -197,6 +205,15 @@ def _ingest(
             _delete_if_unreferenced(key)
             raise
     raise AssertionError("unreachable")
+
+
+_ATTEMPTS = 3
+# SQLSTATE deadlock_detected and serialization_failure: the transaction was rolled back.
+_TRANSIENT_SQLSTATES = {"40P01", "40001"}
+
+
+def _is_transient(exc: OperationalError) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def _existing_outcome(header: Header, sha256: str) -> tuple[IngestOutcome | None, bool]:
@@ -327,7 +344,9 @@ def _index(
     series = _series_for(header, study)
     fields = {"series": series, **_instance_fields(header, ts_uid, sha256, key, size, source, now)}
     current = (
-        Instance.objects.select_for_update()
+        # Lock the instance row only: locking the joined study too deadlocked two
+        # associations filing the same study on PostgreSQL.
+        Instance.objects.select_for_update(of=("self",))
         .filter(sop_instance_uid=header.sop_instance_uid)
         .select_related("series__study")
         .first()
