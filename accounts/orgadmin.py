@@ -42,6 +42,10 @@ def _organization_or_404(request: HttpRequest, slug: str) -> Organization:
     raise Http404("No such organisation")
 
 
+def _form_errors(request: HttpRequest, form: forms.BaseForm) -> None:
+    messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+
+
 def _changed(request: HttpRequest, obj, change: str) -> None:
     record(request, Action.ADMIN_CHANGE, obj=obj, detail={"change": change})
 
@@ -120,7 +124,7 @@ def add_member(request: HttpRequest, slug: str) -> HttpResponse:
         _changed(request, membership, f"grant {membership.role}")
         messages.success(request, f"{user.username} is now {membership.get_role_display()}.")
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        _form_errors(request, form)
     return redirect("orgadmin:organization", slug=org.slug)
 
 
@@ -156,7 +160,7 @@ def add_node(request: HttpRequest, slug: str) -> HttpResponse:
         except IntegrityError:
             messages.error(request, "That AE title is already in use.")
     else:
-        messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
+        _form_errors(request, form)
     return redirect("orgadmin:organization", slug=org.slug)
 
 

@@ -14,9 +14,8 @@ import zlib
 from dataclasses import dataclass
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset, read_preamble
-from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID
 
 from .storage import is_valid_uid
@@ -93,23 +92,6 @@ _IMPLEMENTATION_UID = _uid_value(PYDICOM_IMPLEMENTATION_UID)
 _IMPLEMENTATION_VERSION = (IMPLEMENTATION_VERSION + " " * (len(IMPLEMENTATION_VERSION) % 2)).encode(
     "ascii"
 )
-
-
-def _build_part10_pydicom(
-    sop_class_uid: str, sop_instance_uid: str, ts_uid: str, dataset: bytes
-) -> bytes:
-    """The reference encoding part10_prefix reproduces (kept for tests and comparison)."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
-    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
-    meta.TransferSyntaxUID = UID(ts_uid)
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
-    out = io.BytesIO()
-    out.write(b"\x00" * 128 + b"DICM")
-    write_file_meta_info(out, meta, enforce_standard=True)
-    out.write(dataset)
-    return out.getvalue()
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ from pynetdicom.transport import AssociationServer
 
 from accounts.services import enabled_calling_ae_titles, node_for_calling_ae
 
-from . import services
+from . import arrivals, services
+from .storage import get_storage
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class StoreSCP:
         if not (state and state.studies):
             return
         try:
-            services.record_arrivals(state.studies, "association_end")
+            arrivals.record_arrivals(state.studies, "association_end")
         except Exception:
             log.exception("could not record arrivals; the sweep will announce them")
 
@@ -350,7 +351,7 @@ def build_ae(maximum_associations: int | None = None) -> ReadingRoomAE:
 
 def start_server(host: str | None = None, port: int | None = None, block: bool = False):
     """Start the SCP. With block=False returns the running AssociationServer."""
-    services_storage = services.get_storage()
+    services_storage = get_storage()
     removed = services_storage.remove_stray_temp_files()
     if removed:
         log.info("removed %d temp files left by an interrupted write", removed)

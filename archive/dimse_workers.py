@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db import connections
 from pynetdicom.transport import AssociationServer
 
-from . import services
 from .dimse import StoreSCP, build_ae, copy_contexts_cheaply, log
+from .storage import get_storage
 
 
 def serve_workers(host: str | None = None, port: int | None = None, workers: int = 2) -> int:
@@ -46,7 +46,7 @@ def serve_workers(host: str | None = None, port: int | None = None, workers: int
     the service manager to restart the whole server (and so sweep temp files again). Workers die
     with the parent even on SIGKILL (PR_SET_PDEATHSIG), so no orphan keeps serving.
     """
-    removed = services.get_storage().remove_stray_temp_files()
+    removed = get_storage().remove_stray_temp_files()
     if removed:
         log.info("removed %d temp files left by an interrupted write", removed)
     address = (host or settings.DICOM_HOST, settings.DICOM_PORT if port is None else port)

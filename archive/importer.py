@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arrivals import record_arrivals
 from .dicomfile import DicomFileError, split_part10
 from .models import StudyArrival
-from .services import IngestOutcome, IngestSource, ingest_instance, record_arrivals
+from .services import IngestOutcome, IngestSource, ingest_instance
 
 
 @dataclass

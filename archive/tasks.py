@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import arrivals
 
 
 @shared_task(name="archive.dispatch_study_arrival")
 def dispatch_study_arrival(arrival_id: int) -> bool:
-    return services.dispatch_arrival(arrival_id)
+    return arrivals.dispatch_arrival(arrival_id)
 
 
 @shared_task(name="archive.sweep_arrivals")
 def sweep_arrivals() -> dict[str, int]:
-    return services.sweep_arrivals()
+    return arrivals.sweep_arrivals()

@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from archive import services
+from archive import arrivals
 from archive.models import Study, StudyArrival
 from archive.signals import study_received
 from tests.conftest import storescu, wait_for
@@ -58,7 +58,7 @@ def test_signal_carries_ids_only_and_is_sent_after_commit(riverside, received, s
     settings.CELERY_TASK_ALWAYS_EAGER = True
     study = _pending_study(riverside)
     with transaction.atomic():
-        (arrival_id,) = services.record_arrivals([study.pk], "association_end")
+        (arrival_id,) = arrivals.record_arrivals([study.pk], "association_end")
         assert received == []  # nothing is sent before the commit
     assert received == [(study.pk, arrival_id)]
     assert StudyArrival.objects.get().processed_at is not None
@@ -77,16 +77,16 @@ def test_failed_receiver_leaves_the_event_for_the_sweep(riverside, settings):
     study = _pending_study(riverside)
     study_received.connect(broken)
     try:
-        services.record_arrivals([study.pk], "association_end")
+        arrivals.record_arrivals([study.pk], "association_end")
         arrival = StudyArrival.objects.get()
         assert arrival.processed_at is None and failures == [arrival.pk]
     finally:
         study_received.disconnect(broken)
     StudyArrival.objects.update(created_at=timezone.now() - timedelta(seconds=5))
-    assert services.sweep_arrivals() == {"announced": 0, "redriven": 1}
+    assert arrivals.sweep_arrivals() == {"announced": 0, "redriven": 1}
     arrival.refresh_from_db()
     assert arrival.processed_at is not None and arrival.attempts == 2
-    assert services.sweep_arrivals() == {"announced": 0, "redriven": 0}
+    assert arrivals.sweep_arrivals() == {"announced": 0, "redriven": 0}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -98,11 +98,11 @@ def test_sweep_announces_studies_quiet_for_the_quiet_period(riverside, settings,
     Study.objects.filter(pk=quiet.pk).update(
         last_received_at=timezone.now() - timedelta(seconds=61)
     )
-    assert services.sweep_arrivals()["announced"] == 1
+    assert arrivals.sweep_arrivals()["announced"] == 1
     assert [study_id for study_id, _ in received] == [quiet.pk]
     assert StudyArrival.objects.get().reason == "quiet_period"
     assert Study.objects.get(pk=recent.pk).arrival_pending
-    assert services.sweep_arrivals()["announced"] == 0
+    assert arrivals.sweep_arrivals()["announced"] == 0
 
 
 def _pending_study(org, uid: str = "1.2.3.4"):

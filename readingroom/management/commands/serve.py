@@ -14,8 +14,8 @@ from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
-from archive.services import sweep_arrivals
 from readingroom import demo
 
 log = logging.getLogger(__name__)
