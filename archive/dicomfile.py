@@ -126,6 +126,7 @@ class Header:
     rows: int | None
     columns: int | None
     number_of_frames: int | None
+    bits_allocated: int | None = None
 
 
 def read_header(dataset: bytes, ts_uid: str) -> Header:
@@ -192,6 +193,7 @@ def _extract(ds: Dataset) -> Header:
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
         number_of_frames=frames if frames is not None else (1 if "PixelData" in ds else None),
+        bits_allocated=_int(ds, "BitsAllocated"),
     )
 
 

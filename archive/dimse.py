@@ -35,6 +35,7 @@ from pynetdicom.transport import AssociationServer
 from accounts.services import enabled_calling_ae_titles, node_for_calling_ae
 
 from . import arrivals, services
+from .failures import STATUS_FOR_CODE
 from .storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -70,21 +71,6 @@ STORAGE_SOP_CLASSES = sorted(
 )
 
 # C-STORE statuses (PS3.4 B.2.3); 0xC0xx are this archive's "cannot understand" reasons.
-STATUS_FOR_CODE = {
-    "cannot_parse": 0xC000,
-    "missing_attribute": 0xC001,
-    "invalid_uid": 0xC002,
-    "empty_pixel_data": 0xC003,
-    "truncated_pixel_data": 0xC004,
-    "unknown_transfer_syntax": 0xC005,
-    "duplicate_rejected": 0xC010,
-    "foreign_study": 0xC011,
-    "patient_mismatch": 0xC012,
-    "series_mismatch": 0xC013,
-    "sop_mismatch": 0xA900,
-    "out_of_resources": 0xA700,
-    "processing_failure": 0x0110,
-}
 # Never a valid AE title on the wire (contains a control character): keeps pynetdicom's
 # "require calling AE" check on even when no node is enabled.
 _NO_NODE = "\x01no-node\x01"

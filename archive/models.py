@@ -34,6 +34,10 @@ class Study(models.Model):
     class Meta:
         verbose_name_plural = "studies"
         ordering = ["-last_received_at"]
+        indexes = [
+            # QIDO answers newest studies first and pages through them.
+            models.Index(fields=["study_date", "study_time", "id"], name="study_qido_order"),
+        ]
 
     def __str__(self) -> str:
         return self.study_instance_uid
@@ -55,6 +59,10 @@ class Series(models.Model):
     class Meta:
         verbose_name_plural = "series"
         ordering = ["series_number", "pk"]
+        indexes = [
+            # ModalitiesInStudy matching: does this study have a series of modality X?
+            models.Index(fields=["study", "modality"], name="series_study_modality"),
+        ]
 
     def __str__(self) -> str:
         return self.series_instance_uid
@@ -71,6 +79,7 @@ class Instance(models.Model):
     rows = models.PositiveIntegerField(null=True, blank=True)
     columns = models.PositiveIntegerField(null=True, blank=True)
     number_of_frames = models.PositiveIntegerField(null=True, blank=True)
+    bits_allocated = models.PositiveSmallIntegerField(null=True, blank=True)
     size = models.PositiveBigIntegerField(help_text="Bytes of the stored Part 10 file")
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the data set as received")
     storage_key = models.CharField(max_length=255, unique=True)

@@ -248,6 +248,7 @@ def _instance_fields(
         "rows": header.rows,
         "columns": header.columns,
         "number_of_frames": header.number_of_frames,
+        "bits_allocated": header.bits_allocated,
         "size": size,
         "sha256": sha256,
         "storage_key": key,

@@ -6,7 +6,7 @@ Thin views: fetch through the access policy (invisible means 404), render.
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -51,7 +51,10 @@ def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
         )
         raise Http404("No such study")
     record(request, Action.STUDY_VIEW, study=study)
-    series = study.series.annotate(num_instances=Count("instances")).order_by("series_number", "pk")
+    series = study.series.annotate(
+        num_instances=Count("instances"),
+        num_images=Count("instances", filter=Q(instances__number_of_frames__gt=0)),
+    ).order_by("series_number", "pk")
     priors = (
         visible.filter(patient_record__person=study.patient_record.person_id)
         .exclude(pk=study.pk)

@@ -62,6 +62,7 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.IMAGE_VIEW: EventCodes(INSTANCES_ACCESSED, "R"),
     Action.STUDY_SEARCH: EventCodes(QUERY, "E"),
     Action.DICOMWEB_RETRIEVE: EventCodes(INSTANCES_TRANSFERRED, "R"),
+    Action.DICOMWEB_STORE: EventCodes(INSTANCES_TRANSFERRED, "C"),
     Action.REPORT_OPEN: EventCodes(PATIENT_RECORD, "R"),
     Action.REPORT_SIGN: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_ADDEND: EventCodes(PATIENT_RECORD, "U"),

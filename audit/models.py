@@ -29,6 +29,7 @@ class Action(models.TextChoices):
     IMAGE_VIEW = "image.view", "Image viewed"
     STUDY_SEARCH = "study.search", "Studies searched"
     DICOMWEB_RETRIEVE = "dicomweb.retrieve", "DICOMweb retrieve"
+    DICOMWEB_STORE = "dicomweb.store", "DICOMweb store"
     REPORT_OPEN = "report.open", "Report opened"
     REPORT_SIGN = "report.sign", "Report signed"
     REPORT_ADDEND = "report.addend", "Report addendum"

@@ -5,6 +5,15 @@ from __future__ import annotations
 from django.db import models
 
 
+def search_name_of(name: str) -> str:
+    """A DICOM PN as QIDO matches it: the alphabetic group, upper case, no trailing empty parts.
+
+    PS3.4 C.2.2.2.1 leaves case sensitivity of PN matching to the implementation; people type
+    names in any case, so matching is case-insensitive through this indexed column.
+    """
+    return name.split("=")[0].rstrip("^ ").upper()
+
+
 class Person(models.Model):
     """One child across enterprises. Created 1:1 with a record until matching links records."""
 
@@ -26,8 +35,10 @@ class PatientRecord(models.Model):
         "accounts.Organization", on_delete=models.PROTECT, related_name="patient_records"
     )
     issuer = models.CharField(max_length=64, blank=True, help_text="Issuer of Patient ID, if sent")
-    patient_id = models.CharField(max_length=64)
+    patient_id = models.CharField(max_length=64, db_index=True)
     name = models.CharField(max_length=324, blank=True, help_text="DICOM PN, as received")
+    # What QIDO matches PatientName against: case-insensitive, indexed (see search_name_of).
+    search_name = models.CharField(max_length=324, blank=True, db_index=True, editable=False)
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=1, blank=True)
     person = models.ForeignKey(
@@ -48,6 +59,13 @@ class PatientRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_id} @ {self.issuer_label}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.search_name = search_name_of(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "search_name"}
+        super().save(*args, **kwargs)
 
     @property
     def issuer_label(self) -> str:

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "identity",
     "archive",
     "audit",
+    "viewer",
 ]
 
 MIDDLEWARE = [
@@ -194,6 +195,15 @@ if RESEND_POLICY not in ("version", "keep_first", "reject"):
     raise ImproperlyConfigured("READINGROOM_RESEND_POLICY must be version, keep_first or reject")
 ARRIVAL_QUIET_SECONDS = envint("READINGROOM_ARRIVAL_QUIET_SECONDS", 60, 1, 86400)
 ARRIVAL_REDRIVE_SECONDS = envint("READINGROOM_ARRIVAL_REDRIVE_SECONDS", 120, 1, 86400)
+
+# --- DICOMweb and rendering -------------------------------------------------------------------
+STOW_MAX_BYTES = envint("READINGROOM_STOW_MAX_BYTES", 2 * 1024**3, 1024, 2**40)
+# Rendered frames are audited once per user and study in this interval, not once per frame.
+IMAGE_AUDIT_INTERVAL_SECONDS = envint("READINGROOM_IMAGE_AUDIT_INTERVAL_SECONDS", 300, 1, 86400)
+# Rendered frames: "disk" (default embedded), "redis" (default with REDIS_URL) or "none".
+FRAME_CACHE_BACKEND = env("READINGROOM_FRAME_CACHE", "redis" if REDIS_URL else "disk")
+FRAME_CACHE_DIR = Path(env("READINGROOM_FRAME_CACHE_DIR", str(DATA_DIR / "frame-cache"))).resolve()
+FRAME_CACHE_MAX_BYTES = envint("READINGROOM_FRAME_CACHE_MAX_BYTES", 512 * 1024**2, 0, 2**40)
 
 # Proxies whose X-Forwarded-For the audit trail believes (comma-separated IPs); none by default.
 TRUSTED_PROXIES = [p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.strip()]

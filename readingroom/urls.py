@@ -15,4 +15,5 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("", include("accounts.urls")),
     path("org/", include("accounts.orgadmin_urls")),
+    path("dicomweb/", include("archive.dicomweb.urls")),
 ]

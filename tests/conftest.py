@@ -121,6 +121,14 @@ def storescu(
     )
 
 
+@pytest.fixture
+def worker_storage(celery_worker_process, settings):
+    """Store files where the Celery worker (if any) reads them, for tasks that open files."""
+    if celery_worker_process is not None:
+        settings.STORAGE_DIR = celery_worker_process.storage_dir
+    return settings.STORAGE_DIR
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
     """With REDIS_URL set: a real `celery worker` process on the test database."""
@@ -131,6 +139,8 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     log = tmp_path_factory.mktemp("celery") / "worker.log"
+    # Tests whose worker tasks read stored files point STORAGE_DIR here (worker_storage).
+    storage = tmp_path_factory.mktemp("worker-dicom")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -146,10 +156,12 @@ def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory):
             "--without-heartbeat",
         ],
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(READINGROOM_STORAGE_DIR=str(storage)),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
+    proc.storage_dir = storage
+    proc.log = log
     try:
         wait_for(lambda: "ready" in log.read_text(), timeout=60)
         yield proc

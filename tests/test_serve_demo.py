@@ -82,6 +82,45 @@ def sign_in_and_get_home(http_port: int, totp_secret: str, username: str = "admi
     return page
 
 
+def check_dicomweb_through_daphne(data, http_port: int) -> None:
+    """STOW-RS of a 2 MB file that dicomweb-client sends with chunked transfer encoding (the
+    test server of the other DICOMweb tests cannot read those), then QIDO and rendered."""
+    from dicomweb_client.api import DICOMwebClient
+    from pydicom import dcmread
+    from pydicom.uid import generate_uid
+
+    from tests.factories import pydicom_file
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["READINGROOM_DATA_DIR"] = str(data)
+    made = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", "tech"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    token = made.stdout.strip().splitlines()[-1]
+    client = DICOMwebClient(
+        url=f"http://127.0.0.1:{http_port}/dicomweb",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    ds = dcmread(pydicom_file("MR2_UNCR.dcm"))
+    ds.StudyInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    assert len(ds.PixelData) > client._chunk_size  # so the upload is chunked
+    response = client.store_instances([ds])
+    assert "FailedSOPSequence" not in response
+    (found,) = client.search_for_studies(search_filters={"StudyInstanceUID": ds.StudyInstanceUID})
+    assert found["00201208"]["Value"] == [1]
+    image = client.retrieve_instance_rendered(
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, media_types=("image/jpeg",)
+    )
+    assert image[:2] == b"\xff\xd8"
+
+
 def test_serve_demo_end_to_end_and_restart(tmp_path):
     data = tmp_path / "data"
     http_port, dicom_port = free_port(), free_port()
@@ -105,6 +144,7 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         for modality in ("CT", "MR", "US", "ECG"):
             assert f"<td>{modality}" in home
         assert home.count("<tr>") == 6  # header + 5 studies
+        check_dicomweb_through_daphne(data, http_port)
     finally:
         stop(proc)
     # Second start on the same data folder: reused, demo re-sent as duplicates.
@@ -117,6 +157,6 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         out2 = log2.read_text()
         reader = re.search(r"reader / demo-pass-123 \([^)]*\), TOTP secret (\w+)", out2).group(1)
         page = sign_in_and_get_home(http_port, reader, "reader")
-        assert page.count("<tr>") == 6
+        assert page.count("<tr>") == 7  # the demo's 5 and the one stored by STOW-RS above
     finally:
         stop(proc)
