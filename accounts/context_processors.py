@@ -6,6 +6,12 @@ from django.conf import settings
 from django.http import HttpRequest
 
 
-def security(request: HttpRequest) -> dict[str, int]:
-    """The idle timeout, for base.html's data attribute read by static/idle-timeout.js."""
-    return {"session_idle_timeout": settings.SESSION_IDLE_TIMEOUT}
+def security(request: HttpRequest) -> dict:
+    """The idle timeout (for static/idle-timeout.js) and whether to show the identity review
+    link; the latter is a callable so pages that never ask pay nothing."""
+    from .policy import stewarded_records
+
+    return {
+        "session_idle_timeout": settings.SESSION_IDLE_TIMEOUT,
+        "is_steward": lambda: stewarded_records(request.user) is not None,
+    }

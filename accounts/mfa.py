@@ -22,7 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import Membership, Role
 
-MFA_ROLES = (Role.READER, Role.SCHEDULER, Role.ORG_ADMIN, Role.ADMIN)
+MFA_ROLES = (Role.READER, Role.SCHEDULER, Role.ORG_ADMIN, Role.STEWARD, Role.ADMIN)
 RECOVERY_CODE_COUNT = 10
 TOTP_DEVICE_NAME = "Authenticator app"
 RECOVERY_DEVICE_NAME = "Recovery codes"

@@ -91,6 +91,7 @@ class Role(models.TextChoices):
     REFERRING = "referring", "Referring physician"
     TECHNOLOGIST = "technologist", "Technologist"
     ORG_ADMIN = "org_admin", "Organisation admin"
+    STEWARD = "steward", "Identity steward"
     ADMIN = "admin", "Platform admin"
 
 
@@ -101,6 +102,7 @@ ROLE_ORG_KINDS = {
     Role.REFERRING: {Organization.Kind.SENDING_FACILITY},
     Role.TECHNOLOGIST: {Organization.Kind.SENDING_FACILITY},
     Role.ORG_ADMIN: {Organization.Kind.READING_GROUP, Organization.Kind.SENDING_FACILITY},
+    Role.STEWARD: {Organization.Kind.READING_GROUP, Organization.Kind.PLATFORM},
     Role.ADMIN: {Organization.Kind.PLATFORM},
 }
 

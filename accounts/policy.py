@@ -104,3 +104,33 @@ def _membership_condition(membership: Membership) -> Q:
 def _has_final_report() -> Q:
     """Studies with a signed final report. Reports do not exist yet, so: none."""
     return Q(pk__in=[])
+
+
+STEWARD_ROLES = {Role.STEWARD, Role.SCHEDULER, Role.ORG_ADMIN}
+
+
+def stewarded_records(user) -> QuerySet | None:
+    """Patient records whose identity links this user may review and change, or None if the
+    user is no identity steward. Stewards, schedulers and org admins of a reading group cover
+    the facilities their group reads for; a platform steward or admin covers all."""
+    from identity.models import PatientRecord
+
+    if is_platform_admin(user):
+        return PatientRecord.objects.all()
+    facilities: set[int] = set()
+    allowed = False
+    for membership in active_memberships(user):
+        if membership.role not in STEWARD_ROLES:
+            continue
+        if membership.organization.kind == Organization.Kind.PLATFORM:
+            return PatientRecord.objects.all()
+        if membership.organization.kind == Organization.Kind.READING_GROUP:
+            allowed = True
+            facilities.update(
+                ReadingAgreement.objects.filter(
+                    reading_group=membership.organization, active=True
+                ).values_list("sending_facility_id", flat=True)
+            )
+    if not allowed:
+        return None
+    return PatientRecord.objects.filter(organization_id__in=facilities)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -127,6 +128,10 @@ class Header:
     columns: int | None
     number_of_frames: int | None
     bits_allocated: int | None = None
+    mother_birth_name: str = ""
+    responsible_person: str = ""
+    patient_phone: str = ""
+    patient_postcode: str = ""
 
 
 def read_header(dataset: bytes, ts_uid: str) -> Header:
@@ -194,7 +199,17 @@ def _extract(ds: Dataset) -> Header:
         columns=_int(ds, "Columns"),
         number_of_frames=frames if frames is not None else (1 if "PixelData" in ds else None),
         bits_allocated=_int(ds, "BitsAllocated"),
+        mother_birth_name=_text(ds, "PatientMotherBirthName", 64),
+        responsible_person=_text(ds, "ResponsiblePerson", 200),
+        patient_phone=_text(ds, "PatientTelephoneNumbers", 32),
+        patient_postcode=_postcode(_text(ds, "PatientAddress", 200)),
     )
+
+
+def _postcode(address: str) -> str:
+    """The postal code at the end of a free-text Patient's Address (US ZIP or ZIP+4)."""
+    found = re.search(r"(\d{5})(?:-\d{4})?\s*$", address)
+    return found.group(1) if found else ""
 
 
 def _check_complete(ds: Dataset) -> None:

@@ -85,6 +85,10 @@ class IngestCache:
             header.patient_name,
             header.patient_birth_date,
             header.patient_sex,
+            header.mother_birth_name,
+            header.responsible_person,
+            header.patient_phone,
+            header.patient_postcode,
             header.study_instance_uid,
             header.series_instance_uid,
             header.modality,
@@ -339,7 +343,12 @@ def _index(
             name=header.patient_name,
             birth_date=header.patient_birth_date,
             sex=header.patient_sex,
+            mother_maiden_name=header.mother_birth_name,
+            parent_name=header.responsible_person,
+            postcode=header.patient_postcode,
+            phone=header.patient_phone,
         ),
+        source=source.label,
     )
     study = _study_for(header, record, source, now)
     series = _series_for(header, study)

@@ -35,7 +35,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
     visible = visible_studies(request.user)
     study = (
-        visible.select_related("organization", "patient_record")
+        visible.select_related("organization", "patient_record__person")
         .filter(study_instance_uid=study_uid)
         .first()
     )

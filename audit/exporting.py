@@ -69,6 +69,8 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.EXPORT: EventCodes(EXPORT, "R"),
     Action.IDENTITY_LINK: EventCodes(PATIENT_RECORD, "U"),
     Action.IDENTITY_UNLINK: EventCodes(PATIENT_RECORD, "U"),
+    Action.IDENTITY_KEEP_APART: EventCodes(PATIENT_RECORD, "U"),
+    Action.IDENTITY_REVIEW: EventCodes(PATIENT_RECORD, "R"),
     Action.LOGIN_SUCCESS: EventCodes(USER_AUTHENTICATION, "E", LOGIN),
     Action.LOGIN_FAILURE: EventCodes(USER_AUTHENTICATION, "E", LOGIN),
     Action.LOGIN_LOCKOUT: EventCodes(SECURITY_ALERT, "E", USER_SECURITY_ATTRIBUTES_CHANGED),

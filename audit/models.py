@@ -36,6 +36,8 @@ class Action(models.TextChoices):
     EXPORT = "export", "Export"
     IDENTITY_LINK = "identity.link", "Patient records linked"
     IDENTITY_UNLINK = "identity.unlink", "Patient records unlinked"
+    IDENTITY_KEEP_APART = "identity.keep_apart", "Patient records kept apart"
+    IDENTITY_REVIEW = "identity.review", "Patient identity reviewed"
     LOGIN_SUCCESS = "login.success", "Login"
     LOGIN_FAILURE = "login.failure", "Login failed"
     LOGIN_LOCKOUT = "login.lockout", "Account locked out"

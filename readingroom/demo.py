@@ -33,6 +33,9 @@ class DemoPatient:
     name: str
     birth_date: str
     sex: str
+    mother: str = ""  # Patient's Mother's Birth Name
+    phone: str = ""
+    address: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,26 @@ class DemoStudy:
     files: tuple[str, ...]
 
 
-# The same child (Mia Carter) carries a different MRN at each hospital.
-MIA_RIVERSIDE = DemoPatient("RCH-100234", "CARTER^MIA^ROSE", "20190314", "F")
-MIA_LAKEVIEW = DemoPatient("LV-5520981", "CARTER^MIA", "20190314", "F")
+# The same child (Mia Carter) carries a different MRN at each hospital: the matcher links
+# them (birth date, sex, mother's name, phone agree). Liam is "WILLIAM" at Lakeview with no
+# other evidence: a pair for the identity review queue. Arjun and Anika are twins: never linked.
+MIA_RIVERSIDE = DemoPatient(
+    "RCH-100234",
+    "CARTER^MIA^ROSE",
+    "20190314",
+    "F",
+    "BROOKS^DANA",
+    "706-555-0142",
+    "14 Oak Lane, Athens GA 30605",
+)
+MIA_LAKEVIEW = DemoPatient(
+    "LV-5520981", "CARTER^MIA", "20190314", "F", "BROOKS^DANA", "(706) 555-0142"
+)
 LIAM = DemoPatient("RCH-100871", "NGUYEN^LIAM", "20240802", "M")
-BABY = DemoPatient("RCH-101502", "JOHNSON^BABY GIRL", "20261120", "F")
-ARJUN = DemoPatient("LV-5531177", "PATEL^ARJUN", "20121130", "M")
+WILLIAM = DemoPatient("LV-5540332", "NGUYEN^WILLIAM", "20240802", "M")
+BABY = DemoPatient("RCH-101502", "JOHNSON^BABY GIRL", "20261120", "F", "JOHNSON^KEISHA")
+ARJUN = DemoPatient("LV-5531177", "PATEL^ARJUN", "20121130", "M", "SHAH^PRIYA", "412-555-0177")
+ANIKA = DemoPatient("LV-5531178", "PATEL^ANIKA", "20121130", "F", "SHAH^PRIYA", "412-555-0177")
 
 STUDIES = [
     DemoStudy(
@@ -98,6 +115,24 @@ STUDIES = [
         "CT CHEST WO CONTRAST",
         "LV26112401",
         ("693_J2KR.dcm",),
+    ),
+    DemoStudy(
+        "LAKEVIEW",
+        WILLIAM,
+        "william-xr",
+        "20261012",
+        "US ABDOMEN LIMITED",
+        "LV26101201",
+        ("US1_J2KR.dcm",),
+    ),
+    DemoStudy(
+        "LAKEVIEW",
+        ANIKA,
+        "anika-ct",
+        "20261124",
+        "CT CHEST WO CONTRAST",
+        "LV26112402",
+        ("CT_small.dcm",),
     ),
 ]
 
@@ -290,6 +325,15 @@ def demo_datasets():
             ds.PatientName = study.patient.name
             ds.PatientBirthDate = study.patient.birth_date
             ds.PatientSex = study.patient.sex
+            for keyword, value in (
+                ("PatientMotherBirthName", study.patient.mother),
+                ("PatientTelephoneNumbers", study.patient.phone),
+                ("PatientAddress", study.patient.address),
+            ):
+                if value:
+                    setattr(ds, keyword, value)
+                elif keyword in ds:
+                    delattr(ds, keyword)
             for keyword in ("OtherPatientIDs", "OtherPatientIDsSequence", "IssuerOfPatientID"):
                 if keyword in ds:
                     delattr(ds, keyword)

@@ -170,6 +170,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "archive.sweep_arrivals": {"task": "archive.sweep_arrivals", "schedule": 10.0},
+    "identity.match_pending": {"task": "identity.match_pending", "schedule": 30.0},
 }
 
 # --- network listeners ----------------------------------------------------------------------

@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("org/", include("accounts.orgadmin_urls")),
     path("dicomweb/", include("archive.dicomweb.urls")),
+    path("identity/", include("identity.urls")),
 ]

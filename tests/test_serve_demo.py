@@ -79,6 +79,7 @@ def sign_in_and_get_home(http_port: int, totp_secret: str, username: str = "admi
     code = f"{totp(key):06d}"
     page = _post(opener, f"{base}/account/mfa/verify/", verify, {"code": code})
     assert "did not match" not in page, (username, totp_secret, code, time.time())
+    sign_in_and_get_home.opener = opener  # for pages fetched after signing in
     return page
 
 
@@ -135,7 +136,7 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         secret = re.search(
             r"admin / demo-pass-123 \(platform admin\), TOTP secret (\w+)", out
         ).group(1)
-        assert "demo instances sent: {'success': 7, 'failure': 0}" in out
+        assert "demo instances sent: {'success': 9, 'failure': 0}" in out
         home = sign_in_and_get_home(http_port, secret)
         assert "Received studies" in home
         # The same child under two MRNs at two hospitals.
@@ -143,7 +144,12 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         assert "LV-5520981 (Lakeview Regional Medical Center)" in home
         for modality in ("CT", "MR", "US", "ECG"):
             assert f"<td>{modality}" in home
-        assert home.count("<tr>") == 6  # header + 5 studies
+        assert home.count("<tr>") == 8  # header + 7 studies
+        # Matching ran: Liam/William awaits review; Mia's two records are one person.
+        base = f"http://127.0.0.1:{http_port}"
+        review = sign_in_and_get_home.opener.open(f"{base}/identity/review/").read().decode()
+        assert "LV-5540332" in review and "RCH-100871" in review
+        assert "RCH-100234" not in review and "LV-5531178" not in review
         check_dicomweb_through_daphne(data, http_port)
     finally:
         stop(proc)
@@ -152,11 +158,11 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
     proc = start_serve(data, http_port, dicom_port, log2)
     try:
         wait_for(lambda: "Listening on TCP address" in log2.read_text(), timeout=90)
-        assert "demo instances sent: {'success': 7, 'failure': 0}" in log2.read_text()
+        assert "demo instances sent: {'success': 9, 'failure': 0}" in log2.read_text()
         # A TOTP code is good once: sign in as the reader, who sees both facilities' studies.
         out2 = log2.read_text()
         reader = re.search(r"reader / demo-pass-123 \([^)]*\), TOTP secret (\w+)", out2).group(1)
         page = sign_in_and_get_home(http_port, reader, "reader")
-        assert page.count("<tr>") == 7  # the demo's 5 and the one stored by STOW-RS above
+        assert page.count("<tr>") == 9  # the demo's 7 and the one stored by STOW-RS above
     finally:
         stop(proc)

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand
 
 from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
+from identity.services import match_pending_records
 from readingroom import demo
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ def _sweep_loop(stop: threading.Event) -> None:
     while not stop.wait(10):
         try:
             sweep_arrivals()
+            match_pending_records()
         except Exception:
-            log.exception("arrival sweep failed")
+            log.exception("sweep failed")
         finally:
             connections.close_all()

@@ -1,0 +1,168 @@
+"""Identity steward pages: the review queue, one person's records and link history, and the
+link / keep-apart / unlink / unmerge actions. Thin: rules live in identity.services and who
+may act on which records in accounts.policy.stewarded_records.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.policy import stewarded_records, visible_studies
+from audit.models import Action
+from audit.services import record as audit
+
+from . import services
+from .models import LinkEvent, PairDecision, Person
+
+
+def _scope(request: HttpRequest):
+    records = stewarded_records(request.user)
+    if records is None:
+        raise Http404("No such page")
+    return records
+
+
+@login_required
+def review_queue(request: HttpRequest) -> HttpResponse:
+    records = _scope(request)
+    pairs = (
+        PairDecision.objects.filter(
+            status=PairDecision.Status.PENDING,
+            record_a__in=records.values("pk"),
+            record_b__in=records.values("pk"),
+        )
+        .select_related("record_a__organization", "record_b__organization")
+        .order_by("-score", "pk")[:100]
+    )
+    pairs = list(pairs)
+    audit(request, Action.IDENTITY_REVIEW, detail={"pairs": len(pairs)})
+    return render(request, "identity/review.html", {"pairs": pairs})
+
+
+@login_required
+@require_POST
+def decide_pair(request: HttpRequest, pk: int) -> HttpResponse:
+    records = _scope(request)
+    pair = get_object_or_404(
+        PairDecision.objects.select_related("record_a", "record_b"),
+        pk=pk,
+        record_a__in=records.values("pk"),
+        record_b__in=records.values("pk"),
+    )
+    action = request.POST.get("action")
+    try:
+        if action == "link":
+            services.link_records(pair.record_a, pair.record_b, request.user, "review queue")
+            audit_action = Action.IDENTITY_LINK
+        elif action == "keep_apart":
+            services.keep_apart(pair.record_a, pair.record_b, request.user)
+            audit_action = Action.IDENTITY_KEEP_APART
+        else:
+            return HttpResponse("action must be link or keep_apart", status=400)
+    except services.IdentityError as exc:
+        messages.error(request, str(exc))
+        return redirect("identity:review")
+    for rec in (pair.record_a, pair.record_b):
+        audit(request, audit_action, patient_record=rec, detail={"pair": pair.pk})
+    messages.success(request, "Linked." if action == "link" else "Kept apart.")
+    return redirect("identity:review")
+
+
+@login_required
+def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    records = _scope(request)
+    person = get_object_or_404(Person, pk=pk)
+    mine = list(
+        records.filter(person=person).select_related("organization").order_by("organization")
+    )
+    if not mine:
+        raise Http404("No such person")
+    ids = [r.pk for r in mine]
+    events = LinkEvent.objects.filter(Q(source=person) | Q(target=person)).select_related("by")
+    studies = (
+        visible_studies(request.user)
+        .filter(patient_record__person=person)
+        .select_related("organization", "patient_record")
+        .order_by("-study_date")
+    )
+    decisions = PairDecision.objects.filter(Q(record_a__in=ids) | Q(record_b__in=ids)).exclude(
+        status=PairDecision.Status.SEPARATE
+    )[:50]
+    for rec in mine:
+        audit(request, Action.IDENTITY_REVIEW, patient_record=rec, detail={"person": person.pk})
+    return render(
+        request,
+        "identity/person.html",
+        {
+            "person": person,
+            "records": mine,
+            "events": events[:50],
+            "studies": studies,
+            "decisions": decisions,
+        },
+    )
+
+
+@login_required
+@require_POST
+def unlink(request: HttpRequest, pk: int) -> HttpResponse:
+    rec = get_object_or_404(_scope(request), pk=pk)
+    try:
+        event = services.unlink_record(rec, request.user, request.POST.get("reason", ""))
+    except services.IdentityError as exc:
+        messages.error(request, str(exc))
+        return redirect("identity:person", pk=rec.person_id)
+    audit(request, Action.IDENTITY_UNLINK, patient_record=rec, detail={"event": event.pk})
+    messages.success(request, f"{rec.patient_id} now stands alone as {event.target}.")
+    return redirect("identity:person", pk=event.source_id)
+
+
+@login_required
+@require_POST
+def unmerge(request: HttpRequest, pk: int) -> HttpResponse:
+    records = _scope(request)
+    event = get_object_or_404(LinkEvent, pk=pk, kind=LinkEvent.Kind.LINK)
+    moved = list(records.filter(pk__in=event.records))
+    if len(moved) != len(event.records):
+        raise Http404("No such link")
+    try:
+        services.unmerge(event, request.user, request.POST.get("reason", ""))
+    except services.IdentityError as exc:
+        messages.error(request, str(exc))
+        return redirect("identity:person", pk=event.target_id)
+    for rec in moved:
+        audit(request, Action.IDENTITY_UNLINK, patient_record=rec, detail={"unmerged": event.pk})
+    messages.success(request, "Unmerged: the records are back as they were before the link.")
+    return redirect("identity:person", pk=event.target_id)
+
+
+@login_required
+@require_POST
+def link(request: HttpRequest, pk: int) -> HttpResponse:
+    """Link another record (by MRN and sending organisation) to this person."""
+    records = _scope(request)
+    person = get_object_or_404(Person, pk=pk)
+    anchor = records.filter(person=person).first()
+    other = records.filter(
+        patient_id=request.POST.get("patient_id", "").strip(),
+        organization__slug=request.POST.get("organization", "").strip(),
+    ).first()
+    if anchor is None:
+        raise Http404("No such person")
+    if other is None:
+        messages.error(request, "No record with that MRN at that organisation.")
+        return redirect("identity:person", pk=pk)
+    try:
+        services.link_records(anchor, other, request.user, request.POST.get("reason", ""))
+    except services.IdentityError as exc:
+        messages.error(request, str(exc))
+        return redirect("identity:person", pk=pk)
+    for rec in (anchor, other):
+        audit(request, Action.IDENTITY_LINK, patient_record=rec, detail={"manual": True})
+    messages.success(request, f"Linked {other.patient_id} ({other.issuer_label}).")
+    return redirect("identity:person", pk=anchor.person_id)
