@@ -1,17 +1,19 @@
 """Name data the matcher and the synthetic population share: common US surnames and children's
-given names in popularity order, their approximate frequencies, a nickname table and the words
-of newborn and unknown-patient placeholder names. Plain data, no Django.
+given names in popularity order, their approximate frequencies, common middle names, a
+nickname table and the words of newborn and unknown-patient placeholder names. Plain data, no
+Django, no downloads.
 
-Frequencies. The lists are in popularity order as published (surnames: US Census 2010 surname
-file; given names: US Social Security Administration baby names, births 2005-2022 taken
-together, girls and boys apart), typed in here from those sources without the counts. A name's
-share of the population is then taken from a power law in its rank fitted to the published
-shares: surnames p(r) = 0.0083 * r ** -0.50 (Smith 0.83 %, rank 100 about 0.08 %, the top 100
-about 15 % of people), given names p(r) = 0.010 * r ** -0.40 within a sex (the top name about
-1 % of that sex's births, the top 250 about half). A name not in a list gets the average share
-of a name outside the lists (RARE_SURNAME, RARE_GIVEN). These are u-probabilities for the
-matcher ("how often do two different children agree on this name by chance"), not trivia: an
-agreement on SMITH is worth about 7 bits, one on a rare name about 15.
+Frequencies. The lists follow the published popularity rankings (surnames: US Census 2010
+surname file; given names: US Social Security Administration baby names, births 2005-2022,
+girls and boys apart), typed in without counts; the order is approximate. A name's share of
+the population comes from a power law in its rank chosen to approximate the published shares:
+surnames p(r) = 0.0083 * r ** -0.50 (Smith 0.83 %, rank 100 about 0.08 %, the top 100 about
+15 % of people), given names p(r) = 0.010 * r ** -0.40 within a sex (the top name about 1 % of
+that sex's births, the top 250 about half). A name outside the lists gets the share of a name
+ranked about 1,000-2,000 (surnames) or 500-1,000 (given names), so it never counts as rarer
+than it may be. These are u-probabilities for the matcher ("how often do two different
+children agree on this name by chance"): agreement on SMITH is worth about 7 bits, on a name
+outside the lists about 13-14.
 """
 
 from __future__ import annotations
@@ -156,6 +158,13 @@ GIRL_NAMES = _unique(
     VALERIE VIVIENNE WREN YARETZI ZARA ZURI
     """
 )
+
+# The most common middle names, each carried by a few per cent of children of its sex (middle
+# names concentrate more than given names do); any other middle name counts as a given name.
+MIDDLE_NAMES_F = _unique("GRACE ROSE MARIE ANN LYNN ELIZABETH MAE JANE NICOLE ANNE JO")
+MIDDLE_NAMES_M = _unique("JAMES MICHAEL LEE ALEXANDER THOMAS JOSEPH ALLEN RAY WILLIAM DAVID")
+COMMON_MIDDLE = 0.04
+RARE_MIDDLE = 0.001
 
 # Groups of names people use for the same child: the first of a group is its root. A name may
 # sit in several groups (ALEX: ALEXANDER, ALEXANDRA, ALEXIS). Spelling variants of one name
@@ -312,7 +321,7 @@ PLACEHOLDER_WORDS = frozenset(
         """
     BABY BABYGIRL BABYBOY BB BG BBY BGIRL BBOY GIRL BOY NEWBORN NB NEWBRN INFANT INF INFT TWIN
     TWINA TWINB TWINC TRIPLET UNKNOWN UNK UNKN UNIDENTIFIED UNNAMED NONAME NN FEMALE MALE
-    TRAUMA NEONATE BABE
+    TRAUMA NEONATE BABE CHILD PATIENT
     """
     )
 )
@@ -377,6 +386,20 @@ def given_frequency(name: str, sex: str = "") -> float:
     shares = [_given_rank(s).get(name) for s in ("M", "F")]
     known = [given_share(r) for r in shares if r]
     return max(sum(known) / 2, RARE_GIVEN) if known else RARE_GIVEN
+
+
+def middle_frequency(name: str) -> float:
+    """Share of children with this middle name (either sex: middle names cross over)."""
+    if name in MIDDLE_NAMES_F or name in MIDDLE_NAMES_M:
+        return COMMON_MIDDLE
+    return max(RARE_MIDDLE, 2 * given_frequency(name))
+
+
+def middle_initial_frequency(letter: str) -> float:
+    """Share of children whose middle name starts with this letter (common middle names
+    concentrate on a few letters: J, M, A, L, R, E, G, D, T, W)."""
+    common = sum(n[0] == letter for n in MIDDLE_NAMES_F + MIDDLE_NAMES_M)
+    return 0.02 + COMMON_MIDDLE * common / 2
 
 
 def is_known_given(name: str) -> bool:

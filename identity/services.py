@@ -28,6 +28,9 @@ from .models import (
 
 log = logging.getLogger(__name__)
 Status = PairDecision.Status
+# Blocking keys find a handful of candidates; a key everyone shares (a hospital switchboard
+# phone, a default birth date) must not turn one match into thousands of comparisons.
+MAX_CANDIDATES = 200
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def match_record(record_id: int) -> MatchResult:
                 pk__in=BlockingKey.objects.filter(key__in=keys)
                 .exclude(record_id=record.pk)
                 .values("record_id")
-            )
+            ).order_by("pk")[:MAX_CANDIDATES]
         )
         result.candidates = len(candidates)
         decided = _decided_pairs(record, candidates)

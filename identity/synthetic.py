@@ -4,39 +4,45 @@ errors a master patient index meets. Pure Python, no Django; no data files.
     generate(n_children, seed, hospitals=4) -> list[SyntheticRecord]
 
 Each SyntheticRecord carries the record (identity.matching.Demographics, raw as a sending
-system would give it: mixed case, punctuation, ZIP+4, formatted phones), the true child id,
-the household and the birth (twins and triplets share a birth id), and tags naming what the
-generator did to this record. Iterating one yields (record, child_id).
+system gives it: mixed case, accents, apostrophes, ZIP+4, formatted phones), the true child
+id, the household and the birth (twins and triplets share a birth id), and tags naming what
+the generator did to this record. Iterating one yields (record, child_id). The same arguments
+give the same records in any process.
 
-The world. Hospital 0 is the regional children's specialty centre (issuer "hospital-0|..."),
-hospitals 1..H-1 community hospitals, each with its own catchment (region: 40 postcodes, one
-phone area code); the specialty centre sees children from every region. Households have a
-surname (the father's, the mother's, or both hyphenated or as two words), a mother with a
-maiden name, parents with names, a postcode and two phones, and 1-4 births spaced 1-5 years
-apart, each a singleton, twins (2 % of births) or triplets (0.2 %) - above the US rates of
-about 1.6 % and 0.03 %, so the benchmark has enough of them. Names are drawn by popularity
-(identity/names.py); about half come from outside the lists (generated rare surnames and
-creative given names). Co-twins often share an initial or get matching names (AIDEN/JAYDEN,
-AVA/EVA). 0.4 % of children have a stranger "doppelganger" elsewhere with the same name, sex
-and birth date.
+The world. Hospital 0 is the regional children's specialty centre, hospitals 1..H-1 community
+hospitals, each with its catchment (a region: 40 postcodes sharing a 3-digit prefix, one phone
+area code); the specialty centre sees children from every region. A household has a surname
+(the father's 80 %, the mother's 10 %, both hyphenated 7 % or as two words 3 %), a mother with
+a maiden name, named parents, a postcode and two phones, moves at 8 % a year (new postcode,
+mostly in the region; the home phone changes half the time, the mobile rarely), and 1-4 births
+1-5 years apart, each a singleton, twins (2 % of births) or triplets (0.2 %): above the US
+rates of about 1.6 % and 0.03 %, so the benchmark has enough of them. Names are drawn by
+popularity (identity/names.py); about half come from outside the lists (generated rare
+surnames, creative given names). Co-twins often share an initial or get matching names
+(AIDEN/JAYDEN, AVA/EVA), but never names one letter apart unless both are real names. One
+child in 500 is a stranger's "doppelganger": a child of another household, usually in another
+region, with the same common surname, given name, sex and birth date as an existing child
+(among children with a top-150 surname and a top-100 given name that is ~4 %, far more than
+a real population of a million holds: a stress test for the matcher's precision).
 
-Records. A child has 1-4 records at different hospitals (30/35/22/13 %), plus 2 % a duplicate
-registration at the same hospital. A newborn record (12 % of singletons, 60 % of multiples)
-comes first, at the birth hospital, usually under a placeholder name ("BABY GIRL SMITH",
-"BG", "TWIN A", "BABYGIRL^SMITH", "INFANT OF MARY SMITH", often with the mother's surname);
-later records carry the real name. Per record, independently: family or given typo 2 % each
+Records. A child has 1-4 records at different hospitals (30/35/22/13 %); 2 % also have a
+duplicate registration at one hospital. A newborn record (12 % of singletons, 60 % of
+multiples) comes first, at the birth hospital, usually under a placeholder name ("BABY GIRL
+SMITH", "BG", "TWIN A", "BABYGIRL^SMITH", "INFANT OF MARY SMITH", a quarter with the mother's
+surname), flagging singleton or multiple birth and birth order most of the time; later
+records carry the real name. Per record, independently: family or given typo 2 % each
 (keyboard-adjacent substitution, drop, doubled letter, swapped letters, insertion), nickname
 when the child goes by one (15 % of children, then 40 % of records), middle name used as given
-(1 % of children), given/family transposed 0.6 %, middle name left out 35 % or initial 15 %,
-birth date day/month swapped 0.8 % (when possible), one digit wrong 0.8 %, missing 0.4 %, wrong
-altogether 0.2 %, sex missing 1.5 % or wrong 0.3 %, unknown-patient alias ("UNKNOWN^MALE",
-"DOE^JOHN", "TRAUMA^ALPHA") 0.3 %. Field capture differs by hospital (the specialty centre
-records more: postcode 90 %, phone 85 %, mother's maiden name 50 %, parent 80 %; community
-hospitals 75/65/20/50 %; birth records capture mother and multiple-birth data). 15 % of
-households move (new postcode and often phone) at some point; 4 % of children change surname
-(adoption, custody, a step-parent's name hyphenated, back to the mother's); a compound
-surname is written in part at some hospitals. These rates are plausible guesses for a
-benchmark, not measurements.
+(1 % of children), given/family transposed 0.6 %, middle name left out 35 % or an initial
+15 %, birth date day/month swapped 0.8 % (when possible), one digit wrong 0.8 %, missing
+0.4 %, wrong altogether 0.2 %, sex missing 1.5 % or wrong 0.3 %, unknown-patient alias
+("UNKNOWN^MALE", "DOE^JOHN", "TRAUMA^ALPHA", usually without a birth date) 0.3 %, mother's
+maiden name mistyped 2 % or replaced by her married name 4 %. Field capture differs by
+hospital (the specialty centre: postcode 90 %, phone 85 %, mother's maiden name 50 %, parent
+80 %; community hospitals 75/65/20/50 %; birth records 85/80/85/90 %). 4 % of children change
+surname (adoption with new parents, a step-parent's name hyphenated, the mother's name); a
+compound surname is written in part at some hospitals. These rates are plausible guesses for
+a benchmark, not measurements.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ POSTCODES_PER_REGION = 40
 
 TWIN_RATE = 0.02
 TRIPLET_RATE = 0.002
-DOPPELGANGER_RATE = 0.004
+DOPPELGANGER_RATE = 0.002
 RECORDS_PER_CHILD = ((1, 0.30), (2, 0.35), (3, 0.22), (4, 0.13))
 DUPLICATE_REGISTRATION = 0.02
 NEWBORN_RECORD = {False: 0.12, True: 0.6}  # by multiple birth
@@ -109,8 +115,6 @@ _GIVEN_HEADS = _words(
 _GIVEN_MIDS = ("", "", "", "A", "E", "I", "LA", "RI", "DE")
 _GIVEN_TAILS_F = _words("LEE LYNN LANI LIN LEIGH ANNA ELLE ANI ARI ESSA YN ISA ANA IYAH ORA INA")
 _GIVEN_TAILS_M = _words("DEN SON ON EN TON LEN RIK ER IAN AR US O EL AN DRIC VIN")
-_MIDDLES_F = _words("GRACE ROSE MARIE ANN LYNN ELIZABETH MAE JANE NICOLE ANNE JO")
-_MIDDLES_M = _words("JAMES MICHAEL LEE ALEXANDER THOMAS JOSEPH ALLEN RAY WILLIAM DAVID")
 _TWIN_PAIRS = (
     ("AIDEN", "JAYDEN"), ("ELLA", "EMMA"), ("AVA", "EVA"), ("LILY", "LUCY"), ("ETHAN", "EVAN"),
     ("ISAAC", "ISAIAH"), ("NOAH", "NOLAN"), ("HAYDEN", "BRAYDEN"), ("MADISON", "MACKENZIE"),
@@ -259,7 +263,7 @@ class _World:
     def middle(self, sex: str) -> str:
         rng = self.rng
         if rng.random() < 0.6:
-            return rng.choice(_MIDDLES_F if sex == "F" else _MIDDLES_M)
+            return rng.choice(N.MIDDLE_NAMES_F if sex == "F" else N.MIDDLE_NAMES_M)
         return self.given(sex)
 
     # --- places -----------------------------------------------------------------------------
@@ -584,11 +588,15 @@ class _Generator:
             middle = ""
             tags.append("placeholder")
         elif rng.random() < UNKNOWN_ALIAS and not at_birth:
+            boy = sex == "M"
             family, given = rng.choice(
-                [("UNKNOWN", "MALE" if sex == "M" else "FEMALE"), ("DOE", "JOHN" if sex == "M"
-                 else "JANE"), ("TRAUMA", rng.choice(sorted(N.PLACEHOLDER_ALPHA))),
-                 ("UNKNOWN", "CHILD")]
-            )  # fmt: skip
+                [
+                    ("UNKNOWN", "MALE" if boy else "FEMALE"),
+                    ("DOE", "JOHN" if boy else "JANE"),
+                    ("TRAUMA", rng.choice(sorted(N.PLACEHOLDER_ALPHA))),
+                    ("UNKNOWN", "CHILD"),
+                ]
+            )
             middle = ""
             dob = None if rng.random() < 0.5 else datetime.date(c.dob.year, 1, 1)
             capture = (0.1, 0.1, 0.0, 0.1)
@@ -720,7 +728,7 @@ class _Generator:
                 return surname, f"{'TWIN' if c.birth_size == 2 else 'TRIPLET'} {marker}"
             if given and "OF" not in given:
                 return family, f"{given} {marker}"
-            return family, marker
+            return surname, f"BABY {marker}"
         return family, given
 
 
