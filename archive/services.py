@@ -20,6 +20,7 @@ from identity.services import Demographics, resolve_patient_record
 
 from .dicomfile import DicomFileError, Header, part10_prefix, read_header
 from .models import Instance, InstanceVersion, Series, Study
+from .signals import instance_replaced
 from .storage import get_storage, instance_key, is_valid_uid
 
 log = logging.getLogger(__name__)
@@ -387,6 +388,10 @@ def _index(
         current.save()
         instance = current
         code, message = "new_version", f"stored as version {current.version}"
+        uid = header.sop_instance_uid
+        transaction.on_commit(
+            lambda: instance_replaced.send(sender=Instance, sop_instance_uid=uid)
+        )
     Study.objects.filter(pk=study.pk).update(last_received_at=now, arrival_pending=True)
     return IngestOutcome(code, message, instance.pk, study.pk), _Filed(study.pk, series.pk)
 

@@ -45,3 +45,19 @@ def test_prerender_skips_non_images_and_survives_a_missing_file(db, riverside, s
     ct = Instance.objects.get(pk=outcome.instance_id)
     (storage_dir / ct.storage_key).unlink()
     assert services.prerender_study(ct.series.study_id) == 0  # logged, not raised
+
+
+def test_a_replaced_instance_drops_its_cached_frames(riverside, django_capture_on_commit_callbacks):
+    reset_frame_cache()
+    data = part10("CT_small.dcm", PatientID="P8")
+    first = Instance.objects.get(pk=ingest(data, riverside).instance_id)
+    services.render_frame(first, 1, services.RenderParams())
+    assert cached(first, 1, services.RenderParams())
+    changed = data.replace(b"P8", b"P8", 1)[:-2] + b"\x00\x01"  # same UIDs, other pixel bytes
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = ingest(changed, riverside)
+    assert outcome.code == "new_version"
+    assert not cached(first, 1, services.RenderParams())  # the old version's frame is gone
+    second = Instance.objects.get(pk=outcome.instance_id)
+    image = services.render_frame(second, 1, services.RenderParams())
+    assert image.media_type == "image/jpeg" and cached(second, 1, services.RenderParams())
