@@ -389,9 +389,7 @@ def _index(
         instance = current
         code, message = "new_version", f"stored as version {current.version}"
         uid = header.sop_instance_uid
-        transaction.on_commit(
-            lambda: instance_replaced.send(sender=Instance, sop_instance_uid=uid)
-        )
+        transaction.on_commit(lambda: instance_replaced.send(sender=Instance, sop_instance_uid=uid))
     Study.objects.filter(pk=study.pk).update(last_received_at=now, arrival_pending=True)
     return IngestOutcome(code, message, instance.pk, study.pk), _Filed(study.pk, series.pk)
 

@@ -30,20 +30,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,108 +47,36 @@ from pydicom.data import DATA_ROOT, get_testdata_file
 from pydicom.data.data_manager import external_data_sources
 from pydicom.uid import CTImageStorage, generate_uid
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-ORTHANC = "/usr/sbin/Orthanc"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402  (run as a script: bench/ is not a package on the path)
+    ORTHANC,
+    PYTHON,
+    ROOT,
+    Children,
+    dcmtk_env,
+    free_port,
+    http_json,
+    readingroom_env,
+    recreate_database,
+    run_checked,
+    signal_group,
+    start_orthanc_process,
+    tail,
+    terminate_on_signals,
+    wait_until,
+)
+
+__all__ = ["CALLING_AE", "Children", "main", "start_orthanc", "start_readingroom"]
+
 CALLING_AE = "BENCH"
 READINGROOM_AE = "READINGROOM"
 ORTHANC_AE = "ORTHANC"
 TEMPLATE_NAME = "693_UNCR.dcm"
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
-START_TIMEOUT = 120.0  # seconds for a server to come up
-STOP_TIMEOUT = 15.0  # seconds between SIGTERM and SIGKILL
 WARMUP_COUNT = 10  # instances sent before timing (imports, first DB pages, caches)
 
 
 # --- child processes ---------------------------------------------------------------------
-
-
-class Children:
-    """Every long-running child, each in its own process group, killed by its pid at exit."""
-
-    def __init__(self) -> None:
-        self._procs: list[subprocess.Popen] = []
-
-    def start(
-        self, argv: Sequence[str], env: dict[str, str], log: Path, cwd: Path
-    ) -> subprocess.Popen:
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                list(argv),
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self._procs.append(proc)
-        return proc
-
-    def stop(self, proc: subprocess.Popen) -> None:
-        """SIGTERM the child's process group, then SIGKILL it if it does not exit in time."""
-        if proc.poll() is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_TIMEOUT)
-        # Whatever the leader left behind in its group goes too.
-        _signal_group(proc.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for proc in reversed(self._procs):
-            with contextlib.suppress(Exception):
-                self.stop(proc)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def run_checked(argv: Sequence[str], env: dict[str, str], timeout: float) -> str:
-    """Run a short command to completion; raise with its output if it fails."""
-    result = subprocess.run(
-        list(argv),
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(argv[:4])} ... exited {result.returncode}\n{result.stdout}\n{result.stderr}"
-        )
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(check: Callable[[], bool], what: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail(log)}")
-        if check():
-            return
-        time.sleep(0.25)
-    raise RuntimeError(f"{what} did not come up within {START_TIMEOUT:.0f} s:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def echo_ok(called_ae: str, port: int, env: dict[str, str]) -> bool:
@@ -162,10 +85,6 @@ def echo_ok(called_ae: str, port: int, env: dict[str, str]) -> bool:
         return subprocess.run(argv, env=env, capture_output=True, timeout=10).returncode == 0
     except subprocess.TimeoutExpired:
         return False
-
-
-def dcmtk_env() -> dict[str, str]:
-    return {**os.environ, "TCP_NODELAY": "1"}
 
 
 # --- test data -----------------------------------------------------------------------------
@@ -248,23 +167,6 @@ class Server:
     proc: subprocess.Popen | None = None
 
 
-def readingroom_env(data_dir: Path, database_url: str | None) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k != "REDIS_URL" and k != "DATABASE_URL" and not k.startswith(("DICOM_", "READINGROOM_"))
-    }
-    env.update(
-        READINGROOM_DATA_DIR=str(data_dir),
-        SECRET_KEY="bench",
-        TCP_NODELAY="1",
-        PYTHONUNBUFFERED="1",
-    )
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
-
-
 REGISTER_NODE = """
 from accounts.models import DicomNode, Organization
 org, _ = Organization.objects.get_or_create(
@@ -301,71 +203,22 @@ def start_readingroom(
 
 
 def start_orthanc(children: Children, base: Path) -> Server:
-    folder = base / "orthanc"
-    folder.mkdir()
-    dicom_port, http_port = free_port(), free_port()
-    config = {
-        "Name": "bench",
-        "StorageDirectory": str(folder / "storage"),
-        "IndexDirectory": str(folder / "index"),
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomAet": ORTHANC_AE,
-        "DicomPort": dicom_port,
-        "HttpPort": http_port,
-        "DicomCheckCalledAet": False,
-        "Plugins": [],
-    }
-    config_path = folder / "config.json"
-    config_path.write_text(json.dumps(config, indent=2))
-    log = base / "orthanc.log"
-    env = dcmtk_env()  # Orthanc is dcmtk-based: TCP_NODELAY=1 applies to it too
-    proc = children.start([ORTHANC, str(config_path)], env, log, folder)
-    url = f"http://127.0.0.1:{http_port}"
+    orthanc = start_orthanc_process(
+        children, base / "orthanc", base / "orthanc.log", aet=ORTHANC_AE
+    )
+    env = dcmtk_env()
 
     def count() -> int:
-        return int(http_json(f"{url}/statistics")["CountInstances"])
+        return int(http_json(f"{orthanc.url}/statistics")["CountInstances"])
 
-    server = Server("orthanc", ORTHANC_AE, dicom_port, count, log, proc)
-    wait_until(lambda: _http_up(f"{url}/system"), "Orthanc HTTP", proc, log)
-    wait_until(lambda: echo_ok(ORTHANC_AE, dicom_port, env), "Orthanc DICOM", proc, log)
+    server = Server("orthanc", ORTHANC_AE, orthanc.dicom_port, count, orthanc.log, orthanc.proc)
+    wait_until(
+        lambda: echo_ok(ORTHANC_AE, orthanc.dicom_port, env),
+        "Orthanc DICOM",
+        orthanc.proc,
+        orthanc.log,
+    )
     return server
-
-
-def http_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
-def _http_up(url: str) -> bool:
-    try:
-        http_json(url)
-    except (OSError, ValueError, urllib.error.URLError):
-        return False
-    return True
-
-
-# --- PostgreSQL ----------------------------------------------------------------------------
-
-
-def recreate_database(database_url: str, drop_only: bool = False) -> None:
-    """Drop and (unless drop_only) create the benchmark database, for a clean index."""
-    import psycopg
-    from psycopg import sql
-
-    parsed = urllib.parse.urlparse(database_url)
-    name = parsed.path.lstrip("/")
-    if not name or parsed.scheme not in ("postgres", "postgresql"):
-        raise SystemExit(
-            f"--database-url must be postgres://USER@HOST:PORT/DBNAME, got {database_url}"
-        )
-    admin_url = urllib.parse.urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        if not drop_only:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 # --- measurement ---------------------------------------------------------------------------
@@ -419,7 +272,7 @@ def send(server: Server, files: Sequence[Path], associations: int, timeout: floa
         finally:
             for proc in procs:
                 if proc.poll() is None:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
                     proc.wait()
         outputs = []
         for log in logs[: len(procs)]:
@@ -551,21 +404,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     return args
-
-
-@contextlib.contextmanager
-def terminate_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGHUP unwind like Ctrl-C so the finally blocks stop every child."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

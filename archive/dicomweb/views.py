@@ -95,6 +95,16 @@ def _study(request: HttpRequest, study_uid: str) -> Study:
 def _instances(
     request: HttpRequest, study_uid: str, series_uid: str | None = None, sop_uid: str | None = None
 ) -> QuerySet:
+    if sop_uid is not None and series_uid is not None:
+        # Frames and rendered images come here many times a second: one query when found.
+        found = Instance.objects.filter(
+            sop_instance_uid=sop_uid,
+            series__series_instance_uid=series_uid,
+            series__study__study_instance_uid=study_uid,
+            series__study__in=_visible(request),
+        ).select_related("series__study")
+        if found:
+            return found
     study = _study(request, study_uid)
     instances = Instance.objects.filter(series__study=study).select_related("series__study")
     if series_uid is not None:
