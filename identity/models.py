@@ -15,6 +15,11 @@ def search_name_of(name: str) -> str:
     return name.split("=")[0].rstrip("^ ").upper()
 
 
+def enterprise_id_for(person_id: int) -> str:
+    """The identifier shown and exported for the child across organisations."""
+    return f"RR-{person_id:08d}"
+
+
 class Person(models.Model):
     """One child across enterprises: the group of patient records the index says are them.
 
@@ -29,8 +34,7 @@ class Person(models.Model):
 
     @property
     def enterprise_id(self) -> str:
-        """The identifier shown and exported for the child across organisations."""
-        return f"RR-{self.pk:08d}"
+        return enterprise_id_for(self.pk)
 
 
 class PatientRecord(models.Model):

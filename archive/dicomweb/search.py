@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from archive.models import Instance, Series, Study
+from identity.models import enterprise_id_for
 
 from .attributes import Level, as_json, value_of
 from .query import Query
@@ -18,6 +19,8 @@ TAG_AVAILABILITY = "00080056"
 TAG_STUDY_SERIES = "00201206"
 TAG_STUDY_INSTANCES = "00201208"
 TAG_SERIES_INSTANCES = "00201209"
+TAG_OTHER_PATIENT_IDS = "00101002"
+ENTERPRISE_ISSUER = "READINGROOM"
 
 
 def study_url(base: str, study: Study) -> str:
@@ -47,8 +50,21 @@ def search_studies(visible: QuerySet, query: Query, base: str) -> list[dict]:
         item[TAG_STUDY_SERIES] = {"vr": "IS", "Value": [series.get(study.pk, 0)]}
         item[TAG_STUDY_INSTANCES] = {"vr": "IS", "Value": [instances.get(study.pk, 0)]}
         item[TAG_RETRIEVE_URL] = {"vr": "UR", "Value": [study_url(base, study)]}
+        if study.patient_record.person_id:
+            item[TAG_OTHER_PATIENT_IDS] = _enterprise_identity(study.patient_record.person_id)
         results.append(_sorted(item))
     return results
+
+
+def _enterprise_identity(person_id: int) -> dict:
+    """The child's enterprise identity beside the sending hospital's own PatientID, which stays
+    as it was received: Other Patient IDs Sequence with ReadingRoom as the issuer."""
+    item = {
+        "00100020": {"vr": "LO", "Value": [enterprise_id_for(person_id)]},
+        "00100021": {"vr": "LO", "Value": [ENTERPRISE_ISSUER]},
+        "00100022": {"vr": "CS", "Value": ["TEXT"]},
+    }
+    return {"vr": "SQ", "Value": [item]}
 
 
 def search_series(visible: QuerySet, query: Query, base: str, study_uid: str | None) -> list[dict]:

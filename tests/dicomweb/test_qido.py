@@ -135,6 +135,9 @@ def test_study_attributes_counts_and_includefield(tech, studies):
     assert item["00201206"]["Value"] == [2] and item["00201208"]["Value"] == [2]
     assert item["00081190"]["Value"] == [f"http://testserver/dicomweb/studies/{study(1)}"]
     assert item["00080056"]["Value"] == ["ONLINE"]
+    (other,) = item["00101002"]["Value"]  # the enterprise identity beside the hospital MRN
+    assert other["00100020"]["Value"][0].startswith("RR-")
+    assert other["00100021"]["Value"] == ["READINGROOM"]
     assert "00081030" not in item  # StudyDescription only on request
     (item,) = tech.get(
         "/dicomweb/studies", {"PatientID": "MRN-100", "includefield": "StudyDescription"}
