@@ -132,12 +132,16 @@ def dcmtk_env() -> dict[str, str]:
 
 @contextlib.contextmanager
 def terminate_on_signals() -> Iterator[None]:
-    """SIGTERM/SIGHUP unwind like Ctrl-C so the finally blocks stop every child."""
+    """SIGINT/SIGTERM/SIGHUP unwind like Ctrl-C so the finally blocks stop every child.
+
+    SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then installs
+    no handler of its own."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:

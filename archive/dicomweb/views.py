@@ -256,7 +256,7 @@ def retrieve_metadata(
 def retrieve_bulkdata(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, tag: str
 ) -> HttpResponse:
-    instance = _instances(request, study_uid, series_uid, sop_uid).get()
+    instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     if not re.fullmatch(r"[0-9A-Fa-f]{8}", tag):
         return error(400, "bulk data is addressed by an eight-digit hexadecimal tag")
     if tag.upper() == "7FE00010":
@@ -277,7 +277,7 @@ def retrieve_bulkdata(
 def retrieve_frames(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frames: str
 ) -> HttpResponse:
-    instance = _instances(request, study_uid, series_uid, sop_uid).get()
+    instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     if not FRAME_LIST.match(frames):
         return error(400, "frames are a comma-separated list of frame numbers from 1")
     return _frames_response(request, instance, [int(n) for n in frames.split(",")])
@@ -341,7 +341,7 @@ def rendered(
 
     from .render_params import params_from_request
 
-    instance = _instances(request, study_uid, series_uid, sop_uid).get()
+    instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     params = params_from_request(request.GET, request.headers.get("Accept", ""))
     try:
         image = viewer.render_frame(instance, frame, params)
