@@ -423,6 +423,33 @@ def recreate_database(database_url: str, drop_only: bool = False) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def finish_run(clients, children: Children, args, base: Path) -> None:
+    """End of a benchmark run: close HTTP clients, stop the servers, drop the benchmark
+    database and the temp folder unless --keep."""
+    import shutil
+
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client.close()
+    children.stop_all()
+    if args.database_url and not args.keep:
+        with contextlib.suppress(Exception):
+            recreate_database(args.database_url, drop_only=True)
+    if args.keep:
+        print(f"kept {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def package_version(package: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
 # --- test data -----------------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import recreate_database  # noqa: E402  (run as a script: bench/ is not a package)
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/readingroom_bench_identity"
 RECORDS_PER_CHILD = 2.18  # identity.synthetic averages 2.19 records per child; err low
 
@@ -39,16 +42,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
     return parser.parse_args(argv)
-
-
-def recreate_database(url: str, drop_only: bool = False) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _keys(record) -> list[str]:

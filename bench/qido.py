@@ -51,10 +51,8 @@ within a minute), SQLite nothing (ReadingRoom never runs ANALYZE on it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import hashlib
-import importlib.metadata
 import io
 import json
 import os
@@ -81,11 +79,13 @@ from common import (  # noqa: E402  (run as a script: bench/ is not a package on
     Children,
     HttpClient,
     bench_admin_token,
+    finish_run,
     load_average,
     median,
     migrate,
     multipart_related,
     orthanc_version,
+    package_version,
     percentile,
     readingroom_env,
     recreate_database,
@@ -1072,8 +1072,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rr.close()
                     children.stop(serve.proc)
             header = [
-                f"ReadingRoom: manage.py serve = daphne {_version('daphne')} (ASGI/Twisted) + "
-                f"Django {_version('django')}, "
+                "ReadingRoom: manage.py serve = daphne "
+                f"{package_version('daphne')} (ASGI/Twisted) + "
+                f"Django {package_version('django')}, "
                 f"{'PostgreSQL' if args.database_url else 'SQLite (embedded)'}",
                 f"Orthanc: {orthanc_version(orthanc_proc)} (SQLite index)",
                 *load_notes,
@@ -1082,25 +1083,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             report(results, qs, header, args)
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        children.stop_all()
-        if args.database_url and not args.keep:
-            with contextlib.suppress(Exception):
-                recreate_database(args.database_url, drop_only=True)
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        finish_run(clients, children, args, base)
     return 0
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
 import json
 import random
 import shutil
@@ -61,11 +59,13 @@ from common import (  # noqa: E402  (run as a script: bench/ is not a package on
     Reply,
     bench_admin_token,
     find_dicom,
+    finish_run,
     load_average,
     median,
     migrate,
     multipart_related,
     orthanc_version,
+    package_version,
     percentile,
     readingroom_env,
     recreate_database,
@@ -518,8 +518,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
                 print(f"  measured {p.case.key} ({time.monotonic() - t0:.1f} s)", flush=True)
             header = [
-                f"ReadingRoom: manage.py serve = daphne {_version('daphne')} (ASGI/Twisted) "
-                f"+ Django {_version('django')}, {'PostgreSQL' if args.database_url else 'SQLite'}"
+                "ReadingRoom: manage.py serve = daphne "
+                f"{package_version('daphne')} (ASGI/Twisted) "
+                f"+ Django {package_version('django')}, "
+                f"{'PostgreSQL' if args.database_url else 'SQLite'}"
                 ", disk frame cache, one process",
                 f"Orthanc: {orthanc_version(orthanc)}",
                 f"load average at the end: {load_average()} (machine not guaranteed quiet); "
@@ -527,26 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             ok = report(results, header, args)
     finally:
-        for client in clients:
-            with contextlib.suppress(Exception):
-                client.close()
-        children.stop_all()
-        if args.database_url and not args.keep:
-            with contextlib.suppress(Exception):
-                recreate_database(args.database_url, drop_only=True)
-        if args.keep:
-            print(f"kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        finish_run(clients, children, args, base)
     print(f"all targets met: {'yes' if ok else 'no'}")
     return 0
-
-
-def _version(package: str) -> str:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return "?"
 
 
 if __name__ == "__main__":
