@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts.policy import visible_studies
-from audit.models import Action, Outcome
+from audit.models import Action
 from audit.services import record
+
+from .lookup import visible_study_or_404
 
 
 @login_required
@@ -34,22 +36,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
     visible = visible_studies(request.user)
-    study = (
-        visible.select_related("organization", "patient_record__person")
-        .filter(study_instance_uid=study_uid)
-        .first()
-    )
-    if study is None:
-        # Unknown and invisible look the same (404); the attempt is on the record.
-        record(
-            request,
-            Action.ACCESS_DENIED,
-            Outcome.DENIED,
-            object_type="study",
-            object_id=study_uid[:64],
-            detail={"page": "study_detail"},
-        )
-        raise Http404("No such study")
+    study = visible_study_or_404(request, study_uid, "study_detail", visible)
     record(request, Action.STUDY_VIEW, study=study)
     series = study.series.annotate(
         num_instances=Count("instances"),

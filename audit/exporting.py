@@ -67,6 +67,7 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.REPORT_SIGN: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_ADDEND: EventCodes(PATIENT_RECORD, "U"),
     Action.EXPORT: EventCodes(EXPORT, "R"),
+    Action.ANNOTATE: EventCodes(PATIENT_RECORD, "U"),
     Action.IDENTITY_LINK: EventCodes(PATIENT_RECORD, "U"),
     Action.IDENTITY_UNLINK: EventCodes(PATIENT_RECORD, "U"),
     Action.IDENTITY_KEEP_APART: EventCodes(PATIENT_RECORD, "U"),

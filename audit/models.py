@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     REPORT_SIGN = "report.sign", "Report signed"
     REPORT_ADDEND = "report.addend", "Report addendum"
     EXPORT = "export", "Export"
+    ANNOTATE = "viewer.annotate", "Measurement or key image saved"
     IDENTITY_LINK = "identity.link", "Patient records linked"
     IDENTITY_UNLINK = "identity.unlink", "Patient records unlinked"
     IDENTITY_KEEP_APART = "identity.keep_apart", "Patient records kept apart"

@@ -11,6 +11,7 @@ import os
 import secrets
 from base64 import b32encode
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import data_store
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from pydicom import dcmread
+from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE
 
@@ -70,6 +72,8 @@ BABY = DemoPatient("RCH-101502", "JOHNSON^BABY GIRL", "20261120", "F", "JOHNSON^
 ARJUN = DemoPatient("LV-5531177", "PATEL^ARJUN", "20121130", "M", "SHAH^PRIYA", "412-555-0177")
 ANIKA = DemoPatient("LV-5531178", "PATEL^ANIKA", "20121130", "F", "SHAH^PRIYA", "412-555-0177")
 
+OUTSIDE_READ_PDF = "outside-read.pdf"  # generated: a PDF the sending hospital attached
+
 STUDIES = [
     DemoStudy(
         "RIVERSIDE",
@@ -79,6 +83,15 @@ STUDIES = [
         "CT HEAD WO CONTRAST",
         "RCH2610021",
         ("CT_small.dcm",),
+    ),
+    DemoStudy(
+        "RIVERSIDE",
+        MIA_RIVERSIDE,
+        "mia-mr-prior",
+        "20260615",
+        "MR BRAIN WO CONTRAST",
+        "RCH2606151",
+        ("MR_small.dcm",),
     ),
     DemoStudy(
         "LAKEVIEW",
@@ -96,7 +109,7 @@ STUDIES = [
         "20261125",
         "ECHO TTE COMPLETE PEDS",
         "RCH2611251",
-        ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm"),
+        ("color3d_jpeg_baseline.dcm", "US1_UNCR.dcm", "test-SR.dcm"),
     ),
     DemoStudy(
         "RIVERSIDE",
@@ -105,7 +118,7 @@ STUDIES = [
         "20261126",
         "ECG 12 LEAD",
         "RCH2611261",
-        ("waveform_ecg.dcm",),
+        ("waveform_ecg.dcm", OUTSIDE_READ_PDF),
     ),
     DemoStudy(
         "LAKEVIEW",
@@ -246,6 +259,10 @@ def create_organisations_and_users() -> dict[str, str]:
         ReadingAgreement.objects.get_or_create(
             reading_group=orgs["northstar-peds"], sending_facility=orgs[slug]
         )
+    from viewer.hanging_defaults import install_defaults
+    from viewer.models import HangingProtocol
+
+    install_defaults(HangingProtocol)
     password = demo_password()
     User = get_user_model()
     users = {}
@@ -320,7 +337,9 @@ def demo_datasets():
     for study in STUDIES:
         study_uid = generate_uid(UID_PREFIX, entropy_srcs=[study.seed])
         for index, name in enumerate(study.files, start=1):
-            ds = dcmread(pydicom_file(name))
+            ds = (
+                outside_read_pdf(study) if name == OUTSIDE_READ_PDF else dcmread(pydicom_file(name))
+            )
             ds.PatientID = study.patient.mrn
             ds.PatientName = study.patient.name
             ds.PatientBirthDate = study.patient.birth_date
@@ -352,6 +371,30 @@ def demo_datasets():
             }[study.sender]
             ds.ReferringPhysicianName = REFERRING[study.sender]
             yield study.sender, ds
+
+
+def outside_read_pdf(study: DemoStudy):
+    """An Encapsulated PDF as a hospital's ECG cart attaches it (made with fpdf2)."""
+    from fpdf import FPDF
+
+    from archive.documents import encapsulated_pdf
+
+    pdf = FPDF(format="letter")
+    pdf.set_creation_date(datetime(2026, 11, 26, tzinfo=UTC))  # same bytes on every run
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.cell(
+        0, 10, "Riverside Community Hospital - ECG cart printout", new_x="LMARGIN", new_y="NEXT"
+    )
+    pdf.set_font("helvetica", size=12)
+    for line in (
+        f"Exam: {study.description}   Date: {study.study_date}",
+        "Machine interpretation (unconfirmed): sinus rhythm, rate 142 bpm.",
+        "Normal axis for age. No pre-excitation.",
+        "To be over-read by pediatric cardiology.",
+    ):
+        pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+    return encapsulated_pdf(bytes(pdf.output()), Dataset(), "ECG cart printout")
 
 
 def send_demo_studies(host: str, port: int) -> dict[str, int]:

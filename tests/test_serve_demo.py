@@ -136,7 +136,7 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         secret = re.search(
             r"admin / demo-pass-123 \(platform admin\), TOTP secret (\w+)", out
         ).group(1)
-        assert "demo instances sent: {'success': 9, 'failure': 0}" in out
+        assert "demo instances sent: {'success': 12, 'failure': 0}" in out
         home = sign_in_and_get_home(http_port, secret)
         assert "Received studies" in home
         # The same child under two MRNs at two hospitals.
@@ -144,13 +144,22 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         assert "LV-5520981 (Lakeview Regional Medical Center)" in home
         for modality in ("CT", "MR", "US", "ECG"):
             assert f"<td>{modality}" in home
-        assert home.count("<tr>") == 8  # header + 7 studies
+        assert home.count("<tr>") == 9  # header + 8 studies
         # Matching ran: Liam/William awaits review; Mia's two records are one person.
         base = f"http://127.0.0.1:{http_port}"
         review = sign_in_and_get_home.opener.open(f"{base}/identity/review/").read().decode()
         assert "LV-5540332" in review and "RCH-100871" in review
         assert "RCH-100234" not in review and "LV-5531178" not in review
         check_dicomweb_through_daphne(data, http_port)
+        # The viewer through daphne: Mia's MR with her priors from both hospitals.
+        viewer_links = re.findall(r'href="(/viewer/studies/[0-9.]+/)"', home)
+        assert len(viewer_links) == 8
+        pages = [
+            sign_in_and_get_home.opener.open(base + link).read().decode() for link in viewer_links
+        ]
+        mia_mr = next(p for p in pages if "LV-5520981" in p and "MR BRAIN" in p)
+        assert "Priors (2)" in mia_mr and "Riverside Community Hospital" in mia_mr
+        assert 'id="viewer-data"' in mia_mr
     finally:
         stop(proc)
     # Second start on the same data folder: reused, demo re-sent as duplicates.
@@ -158,11 +167,11 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
     proc = start_serve(data, http_port, dicom_port, log2)
     try:
         wait_for(lambda: "Listening on TCP address" in log2.read_text(), timeout=90)
-        assert "demo instances sent: {'success': 9, 'failure': 0}" in log2.read_text()
+        assert "demo instances sent: {'success': 12, 'failure': 0}" in log2.read_text()
         # A TOTP code is good once: sign in as the reader, who sees both facilities' studies.
         out2 = log2.read_text()
         reader = re.search(r"reader / demo-pass-123 \([^)]*\), TOTP secret (\w+)", out2).group(1)
         page = sign_in_and_get_home(http_port, reader, "reader")
-        assert page.count("<tr>") == 9  # the demo's 7 and the one stored by STOW-RS above
+        assert page.count("<tr>") == 10  # the demo's 8 and the one stored by STOW-RS above
     finally:
         stop(proc)

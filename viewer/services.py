@@ -112,3 +112,108 @@ def prerender_study(study_id: int) -> int:
             except Exception:  # a cache warm-up must never fail the arrival it follows
                 log.exception("pre-render of %s frame %s", instance.sop_instance_uid, frame)
     return done
+
+
+# Measurements and key images -----------------------------------------------------------------
+
+
+class MeasurementError(ValueError):
+    """A measurement the server cannot compute from what the browser sent (a 400)."""
+
+
+POINTS_FOR = {"distance": 2, "angle": 3, "ellipse": 2}
+
+
+def _points(kind: str, raw: object, columns: int, rows: int) -> list[tuple[float, float]]:
+    if kind not in POINTS_FOR:
+        raise MeasurementError(f"kind must be one of {', '.join(POINTS_FOR)}")
+    if not isinstance(raw, list) or len(raw) != POINTS_FOR[kind]:
+        raise MeasurementError(f"a {kind} needs {POINTS_FOR[kind]} points [x, y]")
+    points = []
+    for point in raw:
+        if not (isinstance(point, list) and len(point) == 2):
+            raise MeasurementError("each point is [x, y] in image pixels")
+        try:
+            x, y = float(point[0]), float(point[1])
+        except (TypeError, ValueError):
+            raise MeasurementError("point coordinates must be numbers") from None
+        if not (0 <= x <= columns and 0 <= y <= rows):
+            raise MeasurementError(f"point ({x:g}, {y:g}) is outside the {columns}x{rows} image")
+        points.append((x, y))
+    return points
+
+
+def _modality_values(ds, frame: int):
+    """The frame in modality units (e.g. HU): what an ROI's mean and SD are about."""
+    from .display import rescale
+
+    pixels = rendering.decode_frame(ds, frame)
+    if pixels.ndim != 2:
+        raise MeasurementError("ROI statistics are for grayscale images")
+    values = pixels.astype("float64")
+    transform = rescale(ds, frame - 1)
+    if transform:
+        values = values * transform[0] + transform[1]
+    return values
+
+
+def measure(instance: Instance, frame: int, kind: str, raw_points: object) -> dict:
+    """Value, unit and calibration of a measurement, computed here from the image's own
+    calibration: mm only when the image is calibrated for those points, else px."""
+    from . import geometry
+
+    _check_frame(instance, frame)
+    ds = _dataset(instance)
+    points = _points(kind, raw_points, instance.columns or 0, instance.rows or 0)
+    cal = geometry.calibration(ds, frame)
+    result: dict = {"calibration": cal["kind"], "caveat": cal.get("caveat", ""), "stats": {}}
+    if kind == "distance":
+        result["value"], result["unit"] = geometry.measure_distance(points[0], points[1], cal)
+    elif kind == "angle":
+        result["value"], result["unit"] = geometry.measure_angle(*points, cal), "deg"
+    else:
+        (x0, y0), (x1, y1) = points
+        center = ((x0 + x1) / 2, (y0 + y1) / 2)
+        radii = (abs(x1 - x0) / 2, abs(y1 - y0) / 2)
+        if min(radii) <= 0:
+            raise MeasurementError("an ellipse needs a width and a height")
+        stats = geometry.ellipse_stats(_modality_values(ds, frame), center, radii)
+        area, area_unit = geometry.ellipse_area(radii, cal, center=center)
+        result["stats"] = {**stats, "area": area, "area_unit": area_unit}
+        unit = "HU" if ds.get("Modality") == "CT" else "value"
+        result["value"], result["unit"] = stats["mean"], unit
+    return result
+
+
+def save_measurement(user, instance: Instance, frame: int, kind: str, points, label: str = ""):
+    from .models import Measurement
+
+    result = measure(instance, frame, kind, points)
+    return Measurement.objects.create(
+        study=instance.series.study,
+        instance=instance,
+        frame=frame,
+        kind=kind,
+        points=[list(p) for p in _points(kind, points, instance.columns or 0, instance.rows or 0)],
+        value=result["value"],
+        unit=result["unit"],
+        calibration=result["calibration"],
+        stats={**result["stats"], "caveat": result["caveat"]},
+        label=label[:64],
+        created_by=user,
+    )
+
+
+def toggle_key_image(user, instance: Instance, frame: int) -> bool:
+    """Mark the frame as key for this reader, or unmark it; returns whether it is now key."""
+    from .models import KeyImage
+
+    _check_frame(instance, frame)
+    mark = KeyImage.objects.filter(instance=instance, frame=frame, created_by=user)
+    if mark.exists():
+        mark.delete()
+        return False
+    KeyImage.objects.create(
+        study=instance.series.study, instance=instance, frame=frame, created_by=user
+    )
+    return True

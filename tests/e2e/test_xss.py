@@ -3,8 +3,6 @@ browser (Debian's Chromium driven by Playwright): no injected script runs."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
@@ -20,31 +18,6 @@ HOSTILE = [
     "\"><img src=x onerror=alert('desc')>",
     "<svg onload=alert('inst')>",
 ]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
-    # DB fixtures run beside Playwright's event loop; restored after the test.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
