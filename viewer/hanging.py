@@ -126,9 +126,13 @@ def arrange(protocol: Protocol, stacks: list[StackSummary], has_prior: bool) -> 
     cells: list[dict[str, Any]] = []
     used: set[str] = set()
     for spec in specs[: rows * columns]:
-        candidates = [s for s in stacks if _fits(spec, s) and s.id not in used]
-        index = spec.get("index", 0)
-        stack = candidates[index] if index < len(candidates) else None
+        fitting = [s for s in stacks if _fits(spec, s)]
+        if "index" in spec:  # the n-th fitting stack, unless another viewport took it
+            index = spec["index"]
+            stack = fitting[index] if index < len(fitting) else None
+            stack = None if stack is None or stack.id in used else stack
+        else:
+            stack = next((s for s in fitting if s.id not in used), None)
         if stack is None and spec.get("source") == "prior":
             stack = next((s for s in stacks if s.source == "prior" and s.id not in used), None)
         if stack is not None:

@@ -82,6 +82,7 @@
       this.inverted = false;
       this.loaded = new Map();
       this.geometry = null;
+      delete this.el.dataset.geometry;
       this.el.querySelectorAll(".ecg-panel, iframe.document").forEach((n) => n.remove());
       this.stage.hidden = false;
       if (!this.stack) {
@@ -113,6 +114,7 @@
       geometryOf(this.stack).then((g) => {
         if (this.stack && g) {
           this.geometry = g.instances || {};
+          this.el.dataset.geometry = "ready";
           this.writeOverlays();
         }
       });

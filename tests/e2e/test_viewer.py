@@ -58,6 +58,11 @@ def test_ct_opens_not_blank_and_bone_preset_rerenders(browser, live_server, demo
     assert after.shape == before.shape
     assert np.abs(after - before).mean() > 5, "the bone window did not change the image"
     assert "W 2500 L 480" in page.locator(".viewport[data-cell='0'] .overlay.br").inner_text()
+    markers = [
+        page.locator(f".viewport[data-cell='0'] .marker.{side}").inner_text()
+        for side in ("left", "right", "top", "bottom")
+    ]
+    assert markers == ["R", "L", "A", "P"]  # axial, patient supine: radiological convention
     assert errors == []
 
 
@@ -99,8 +104,13 @@ def test_echo_loop_plays_at_native_rate(browser, live_server, demo_world):
     native = 1000 / 33.333  # Frame Time (0018,1063) of the file
     assert abs(rate - native) / native < 0.10, f"played {rate:.1f} fps, native {native:.1f}"
     assert "30.0 fps" in page.locator(f".viewport[data-cell='{cell}'] .overlay.bl").inner_text()
-    page.keyboard.press("c")  # pause
+    page.click(f".viewport[data-cell='{cell}'] .overlay.bl", force=True)
+    page.keyboard.press("c")  # pause, then step frame by frame
     page.wait_for_selector(f".viewport[data-cell='{cell}'][data-playing=false]")
+    frame = int(page.locator(f".viewport[data-cell='{cell}']").get_attribute("data-frame"))
+    page.keyboard.press("ArrowRight")
+    stepped = frame % 120 + 1
+    page.wait_for_selector(f".viewport[data-cell='{cell}'][data-frame='{stepped}']")
     assert errors == []
 
 
@@ -133,6 +143,12 @@ def test_ecg_grid_leads_and_caliper(browser, live_server, demo_world):
     ms = float(page.locator(".viewport[data-ecg-ready=true]").get_attribute("data-caliper-ms"))
     assert abs(ms - 1000) < 15, ms
     assert "60 bpm" in page.locator(".caliper-readout").inner_text()
+    # The cart's PDF printout in the same study opens in the viewport.
+    with page.expect_response(lambda r: r.url.endswith("/document")) as doc:
+        page.click(".stack-button:has-text('DOC')")
+    page.locator(".viewport[data-cell='0'] iframe.document").wait_for()
+    assert doc.value.status == 200
+    assert doc.value.headers["content-type"] == "application/pdf"
     assert errors == []
 
 
