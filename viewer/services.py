@@ -87,7 +87,8 @@ def representative_frame(instance: Instance) -> int:
 
 
 def prerender_study(study_id: int) -> int:
-    """Warm the cache with each series' first frame and thumbnail; returns images rendered.
+    """Warm the cache with each stack's first frame as the viewer asks for it, and each
+    series' first frame (default parameters) and thumbnail; returns images rendered.
 
     Best effort: rendering on demand gives the same pictures, so a failure here is logged and
     never retried.
@@ -95,22 +96,25 @@ def prerender_study(study_id: int) -> int:
     study = Study.objects.filter(pk=study_id).first()
     if study is None:
         return 0
+    from .workspace import first_frame_jobs
+
     done = 0
+    jobs = first_frame_jobs(study)  # what the viewer page asks for first
     for series in study.series.all():
         instances = list(series.instances.order_by("instance_number", "pk"))
         images = [i for i in instances if i.number_of_frames]
         if not images:
             continue
         thumb = representative_instance(images)
-        jobs = [(images[0], 1, RenderParams()), (thumb, representative_frame(thumb), THUMBNAIL)]
-        for instance, frame, params in jobs:
-            try:
-                render_frame(instance, frame, params)
-                done += 1
-            except RenderError as exc:
-                log.info("pre-render of %s frame %s: %s", instance.sop_instance_uid, frame, exc)
-            except Exception:  # a cache warm-up must never fail the arrival it follows
-                log.exception("pre-render of %s frame %s", instance.sop_instance_uid, frame)
+        jobs += [(images[0], 1, RenderParams()), (thumb, representative_frame(thumb), THUMBNAIL)]
+    for instance, frame, params in jobs:
+        try:
+            render_frame(instance, frame, params)
+            done += 1
+        except RenderError as exc:
+            log.info("pre-render of %s frame %s: %s", instance.sop_instance_uid, frame, exc)
+        except Exception:  # a cache warm-up must never fail the arrival it follows
+            log.exception("pre-render of %s frame %s", instance.sop_instance_uid, frame)
     return done
 
 

@@ -22,8 +22,10 @@ from identity.ages import pediatric_age
 
 from . import geometry, hanging
 from .errors import RenderError
+from .hanging_defaults import DEFAULTS
 from .models import HangingProtocol
 from .presets import presets_for
+from .rendering import RenderParams, Window
 
 ECG_CLASS_PREFIX = "1.2.840.10008.5.1.4.1.1.9."
 DOCUMENT_CLASS_PREFIXES = ("1.2.840.10008.5.1.4.1.1.104.", "1.2.840.10008.5.1.4.1.1.88.")
@@ -138,6 +140,13 @@ def stacks_of(study: Study, source: str) -> list[dict[str, Any]]:
 
 
 def protocols() -> list[hanging.Protocol]:
+    """The enabled protocols by priority. With no rows at all (never configured, or the
+    shipped ones deleted) the shipped defaults apply, as data; once an admin keeps any row,
+    the table alone decides."""
+    rows = list(HangingProtocol.objects.filter(enabled=True).order_by("priority", "name"))
+    if not rows and not HangingProtocol.objects.exists():
+        rows = [HangingProtocol(**row) for row in DEFAULTS]
+        rows.sort(key=lambda p: (p.priority, p.name))
     return [
         hanging.Protocol(
             name=p.name,
@@ -150,7 +159,7 @@ def protocols() -> list[hanging.Protocol]:
             compare_prior=p.compare_prior,
             autoplay=p.autoplay,
         )
-        for p in HangingProtocol.objects.filter(enabled=True).order_by("priority", "name")
+        for p in rows
     ]
 
 
@@ -237,6 +246,44 @@ def first_frame(data: dict[str, Any]) -> str | None:
         args=[stack["study_uid"], stack["series_uid"], sop, frame],
     )
     return f"{path}?{urlencode(params)}"
+
+
+def viewer_params(stack: dict[str, Any], preset_key: str = "") -> RenderParams:
+    """What the page's script asks for a stack's frames: JPEG for loops (their frames are
+    usually stored as JPEG and pass through), lossless PNG for everything else, with the
+    hanging protocol's preset window when it names one."""
+    preset = next(
+        (p for p in presets_for(stack["modality"]) if preset_key and p["key"] == preset_key), None
+    )
+    return RenderParams(
+        window=Window(preset["center"], preset["width"]) if preset else None,
+        media_type="image/jpeg" if stack["multiframe"] else "image/png",
+    )
+
+
+def first_frame_jobs(study: Study) -> list[tuple[Instance, int, RenderParams]]:
+    """The first frame of every image stack, with the parameters the viewer will ask for,
+    so pre-rendering at arrival fills exactly the cache entries the first look hits."""
+    stacks = [s for s in stacks_of(study, "current") if s["kind"] == "image"]
+    summaries = [
+        hanging.StackSummary(s["id"], "current", s["modality"], s["description"], s["orientation"])
+        for s in stacks
+    ]
+    layout = hanging.arrange(
+        hanging.choose_protocol(protocols(), summary(study)), summaries, has_prior=False
+    )
+    presets = {cell["stack"]: cell["preset"] for cell in layout["cells"] if cell["stack"]}
+    sops = {s["frames"][0][0] for s in stacks}
+    instances = {i.sop_instance_uid: i for i in Instance.objects.filter(sop_instance_uid__in=sops)}
+    return [
+        (
+            instances[s["frames"][0][0]],
+            s["frames"][0][1],
+            viewer_params(s, presets.get(s["id"], "")),
+        )
+        for s in stacks
+        if s["frames"][0][0] in instances
+    ]
 
 
 def stack_geometry(series: Series) -> dict[str, Any]:

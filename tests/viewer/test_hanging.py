@@ -19,7 +19,7 @@ from viewer.hanging import (
     relevant_prior,
     validate_viewports,
 )
-from viewer.hanging_defaults import DEFAULTS
+from viewer.hanging_defaults import DEFAULTS, install_defaults
 from viewer.models import HangingProtocol
 
 SHIPPED = [Protocol(**{k: v for k, v in row.items() if k != "priority"}) for row in DEFAULTS]
@@ -136,6 +136,18 @@ def test_admin_validation_of_a_protocol_row(db):
     assert "source is" in str(info.value)
 
 
-def test_migration_installed_the_shipped_protocols(db):
-    names = set(HangingProtocol.objects.values_list("name", flat=True))
-    assert {row["name"] for row in DEFAULTS} <= names
+def test_shipped_protocols_install_once_and_keep_admin_edits(db):
+    HangingProtocol.objects.all().delete()
+    assert install_defaults(HangingProtocol) == len(DEFAULTS)
+    HangingProtocol.objects.filter(modality="CT").update(rows=2, enabled=False)
+    assert install_defaults(HangingProtocol) == 0
+    assert HangingProtocol.objects.get(modality="CT").rows == 2
+
+
+def test_empty_table_means_shipped_defaults_any_row_means_the_table(db):
+    from viewer.workspace import protocols
+
+    HangingProtocol.objects.all().delete()
+    assert [p.name for p in protocols()][0] == "Echo / US: 2x2 loops"
+    HangingProtocol.objects.create(name="Only mine", modality="MR")
+    assert [p.name for p in protocols()] == ["Only mine"]

@@ -35,6 +35,19 @@ def test_arrival_pre_renders_first_frames_and_thumbnails(
     for instance in images:
         wait_for(lambda i=instance: cached(i, 1, services.RenderParams()), timeout=30)
         wait_for(lambda i=instance: cached(i, 1, services.THUMBNAIL), timeout=30)
+    # And exactly what the viewer page asks first: lossless PNG (a study with ultrasound
+    # hangs by the echo protocol, which names no window preset).
+    for instance in images:
+        assert cached(instance, 1, services.RenderParams(media_type="image/png"))
+
+
+def test_prerender_uses_the_hanging_protocols_preset(db, riverside):
+    reset_frame_cache()
+    outcome = ingest(part10("CT_small.dcm", PatientID="P4"), riverside)
+    ct = Instance.objects.get(pk=outcome.instance_id)
+    assert services.prerender_study(ct.series.study_id) == 3  # viewer, default, thumbnail
+    soft_tissue = services.RenderParams(window=services.Window(40, 400), media_type="image/png")
+    assert cached(ct, 1, soft_tissue)  # the CT protocol's first viewport: preset 1, W400/L40
 
 
 def test_prerender_skips_non_images_and_survives_a_missing_file(db, riverside, storage_dir):
