@@ -69,7 +69,9 @@
   function listItem(m) {
     const li = document.createElement("li");
     li.dataset.id = m.id;
-    li.textContent = `${m.kind} ${label(m)}${m.calibration === "none" ? " (uncalibrated)" : ""}`;
+    const caveat = (m.stats && m.stats.caveat) || "";
+    li.textContent = `${m.kind} ${label(m)}${m.calibration === "none" ? " (uncalibrated)" : ""}${caveat ? " *" : ""}`;
+    if (caveat) li.title = caveat; // e.g. Imager Pixel Spacing: measured at the detector
     return li;
   }
 
