@@ -9,8 +9,8 @@ Rules:
   audited like anyone else's;
 - technologists and sending-side org admins see their own facility's studies;
 - referring physicians see their own facility's studies whose referring physician is one of
-  their provider identifiers, and only once a final report exists (no reports exist yet, so
-  they see none; REFERRING_SEES_UNREPORTED=1 lifts the report condition);
+  their provider identifiers, and only once a report is signed (preliminary, final or
+  addended; REFERRING_SEES_UNREPORTED=1 lifts the report condition);
 - readers, schedulers and reading-group org admins see the studies of facilities their group
   has an active reading agreement with (limited to the agreement's modalities, if any), plus
   every other study of the same enterprise person from any organisation: the priors.
@@ -102,8 +102,22 @@ def _membership_condition(membership: Membership) -> Q:
 
 
 def _has_final_report() -> Q:
-    """Studies with a signed final report. Reports do not exist yet, so: none."""
-    return Q(pk__in=[])
+    """Studies with a signed report: final or addended, or preliminary (the portal marks a
+    preliminary report as such)."""
+    return Q(report__status__in=["preliminary", "final", "addended"])
+
+
+def reportable_studies(user) -> QuerySet:
+    """Studies this user may write the report of: readers of a reading group, for the
+    facilities (and modalities) of its active agreements. Seeing a study as someone's prior
+    does not make it yours to report."""
+    from archive.models import Study
+
+    condition = Q(pk__in=[])
+    for membership in active_memberships(user):
+        if membership.role == Role.READER and _reads(membership):
+            condition |= _membership_condition(membership)
+    return Study.objects.filter(condition)
 
 
 STEWARD_ROLES = {Role.STEWARD, Role.SCHEDULER, Role.ORG_ADMIN}

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "archive",
     "audit",
     "viewer",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +172,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "archive.sweep_arrivals": {"task": "archive.sweep_arrivals", "schedule": 10.0},
     "identity.match_pending": {"task": "identity.match_pending", "schedule": 30.0},
+    "reports.escalate_critical": {"task": "reports.escalate_critical", "schedule": 60.0},
 }
 
 # --- network listeners ----------------------------------------------------------------------
@@ -208,6 +210,21 @@ FRAME_CACHE_MAX_BYTES = envint("READINGROOM_FRAME_CACHE_MAX_BYTES", 512 * 1024**
 
 # Proxies whose X-Forwarded-For the audit trail believes (comma-separated IPs); none by default.
 TRUSTED_PROXIES = [p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.strip()]
+
+# --- reports --------------------------------------------------------------------------------
+# Unacknowledged critical results escalate (e-mail to the reader and the group's schedulers).
+CRITICAL_ESCALATE_MINUTES = envint("READINGROOM_CRITICAL_ESCALATE_MINUTES", 60, 1, 10080)
+# Where links in e-mails point (no PHI goes in a message, only a link).
+BASE_URL = env("READINGROOM_BASE_URL", f"http://127.0.0.1:{HTTP_PORT}").rstrip("/")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "readingroom@localhost")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("EMAIL_PORT", 25, 1, 65535)
 
 # --- access ---------------------------------------------------------------------------------
 # Referring physicians see their patients' studies only once a final report exists, unless set.

@@ -18,4 +18,5 @@ urlpatterns = [
     path("dicomweb/", include("archive.dicomweb.urls")),
     path("identity/", include("identity.urls")),
     path("viewer/", include("viewer.urls")),
+    path("reports/", include("reports.urls")),
 ]

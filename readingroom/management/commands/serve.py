@@ -18,6 +18,7 @@ from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
+from reports.services import escalate_overdue
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def _sweep_loop(stop: threading.Event) -> None:
         try:
             sweep_arrivals()
             match_pending_records()
+            escalate_overdue()
         except Exception:
             log.exception("sweep failed")
         finally:

@@ -1,0 +1,277 @@
+"""Report pages: the editor (autosave, measurements, calculations, sign-off), the signed
+report with its versions and PDF, critical results, and the referring physician's portal.
+Thin: access through the policy, work in reports.services."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.policy import reportable_studies, visible_studies
+from archive.lookup import visible_study_or_404
+from audit.models import Action
+from audit.services import record
+
+from . import services
+from .models import CriticalResult, Report, ReportVersion
+
+
+def _report(request: HttpRequest, pk: int, page: str) -> Report:
+    """A report of a study the user may see (else 404, audited like every study lookup)."""
+    report = Report.objects.filter(pk=pk).select_related("study").first()
+    uid = report.study.study_instance_uid if report else str(pk)
+    visible_study_or_404(request, uid, page)
+    return report
+
+
+def _editable(request: HttpRequest, pk: int) -> Report:
+    report = _report(request, pk, "report_edit")
+    if not reportable_studies(request.user).filter(pk=report.study_id).exists():
+        raise Http404("not yours to report")
+    return report
+
+
+@login_required
+@require_GET
+def editor(request: HttpRequest, study_uid: str) -> HttpResponse:
+    study = visible_study_or_404(request, study_uid, "report_edit")
+    if not reportable_studies(request.user).filter(pk=study.pk).exists():
+        messages.error(request, "You can read this study but not report it (no reading agreement).")
+        return redirect("viewer:study", study_uid)
+    report = services.open_report(request.user, study)
+    if report.is_final or not services.can_edit(request.user, report):
+        return redirect("reports:report", report.pk)
+    record(request, Action.REPORT_OPEN, study=study, detail={"report": report.pk})
+    priors = (
+        [
+            p
+            for p in visible_studies(request.user)
+            .filter(patient_record__person=study.patient_record.person_id)
+            .exclude(pk=study.pk)
+            .order_by("-study_date")
+        ]
+        if study.patient_record.person_id
+        else []
+    )
+    return render(
+        request,
+        "reports/editor.html",
+        {
+            "report": report,
+            "study": study,
+            "sections": report.template.definition.get("sections", []),
+            "calc": services.calculations(report).as_dict(),
+            "suggested": services.viewer_measurements(report),
+            "priors": priors,
+            "critical": report.critical_results.all(),
+            "missing": services.missing_required(report),
+        },
+    )
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise services.ReportError("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise services.ReportError("the body must be a JSON object")
+    return body
+
+
+@login_required
+@require_POST
+def autosave(request: HttpRequest, pk: int) -> JsonResponse:
+    report = _editable(request, pk)
+    try:
+        report = services.save_draft(request.user, report, _json_body(request))
+    except services.ReportError as exc:
+        return JsonResponse({"error": str(exc)}, status=409 if report.is_final else 400)
+    return JsonResponse(
+        {
+            "saved_at": report.draft_saved_at.isoformat(),
+            "calc": services.calculations(report).as_dict(),
+            "missing": services.missing_required(report),
+        }
+    )
+
+
+@login_required
+@require_POST
+def import_measurements(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _editable(request, pk)
+    try:
+        found = services.import_measurements(request.user, report)
+    except services.ReportError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"{len(found)} measurement(s) taken from the viewer.")
+    return redirect("reports:editor", report.study.study_instance_uid)
+
+
+@login_required
+@require_POST
+def sign(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _editable(request, pk)
+    try:
+        version = services.sign(
+            request.user,
+            report,
+            request.POST.get("kind", ""),
+            request.POST.get("password", ""),
+            request.POST.get("code", ""),
+        )
+    except services.ReportError as exc:
+        messages.error(request, f"Not signed: {exc}")
+        return redirect("reports:editor", report.study.study_instance_uid)
+    record(
+        request,
+        Action.REPORT_SIGN,
+        study=report.study,
+        detail={"version": version.number, "kind": version.kind},
+    )
+    messages.info(request, f"Signed {version.get_kind_display().lower()}.")
+    return redirect("reports:report", report.pk)
+
+
+@login_required
+@require_POST
+def addendum(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _editable(request, pk)
+    try:
+        version = services.addend(
+            request.user,
+            report,
+            request.POST.get("text", ""),
+            request.POST.get("password", ""),
+            request.POST.get("code", ""),
+        )
+    except services.ReportError as exc:
+        messages.error(request, f"Addendum not signed: {exc}")
+    else:
+        record(
+            request, Action.REPORT_ADDEND, study=report.study, detail={"version": version.number}
+        )
+        messages.info(request, "Addendum signed.")
+    return redirect("reports:report", report.pk)
+
+
+@login_required
+@require_GET
+def report_page(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _report(request, pk, "report")
+    versions = list(report.versions.select_related("signed_by"))
+    if not versions and not services.can_edit(request.user, report):
+        raise Http404("no signed report yet")
+    record(request, Action.REPORT_OPEN, study=report.study, detail={"report": report.pk})
+    addenda = [v for v in versions if v.kind == "addendum"][::-1]
+    signed = [v for v in versions if v.kind != "addendum"]
+    return render(
+        request,
+        "reports/report.html",
+        {
+            "report": report,
+            "addenda": addenda,
+            "current": signed[-1] if signed else None,
+            "versions": versions,
+            "latest": versions[-1] if versions else None,
+            "can_addend": report.is_final
+            and reportable_studies(request.user).filter(pk=report.study_id).exists(),
+            "critical": report.critical_results.all(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def version_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    report = _report(request, pk, "report_pdf")
+    version = get_object_or_404(ReportVersion, report=report, number=number)
+    record(request, Action.EXPORT, study=report.study, detail={"report_pdf": version.number})
+    response = HttpResponse(bytes(version.pdf), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="report-{report.pk}-v{number}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def flag_critical(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _editable(request, pk)
+    try:
+        services.flag_critical(
+            request.user,
+            report,
+            request.POST.get("category", ""),
+            request.POST.get("urgency", ""),
+            request.POST.get("finding", ""),
+        )
+    except services.ReportError as exc:
+        messages.error(request, str(exc))
+    return redirect("reports:editor", report.study.study_instance_uid)
+
+
+@login_required
+@require_POST
+def document_critical(request: HttpRequest, pk: int) -> HttpResponse:
+    critical = get_object_or_404(CriticalResult, pk=pk)
+    report = _editable(request, critical.report_id)
+    when = None
+    if request.POST.get("when"):
+        try:
+            when = timezone.make_aware(datetime.fromisoformat(request.POST["when"]))
+        except ValueError:
+            messages.error(request, "the time of the call is not a date and time")
+            return redirect("reports:editor", report.study.study_instance_uid)
+    try:
+        services.document_communication(
+            request.user,
+            critical,
+            request.POST.get("to", ""),
+            request.POST.get("method", ""),
+            when,
+            request.POST.get("read_back") == "on",
+        )
+    except services.ReportError as exc:
+        messages.error(request, str(exc))
+    return redirect("reports:editor", report.study.study_instance_uid)
+
+
+@login_required
+@require_POST
+def acknowledge_critical(request: HttpRequest, pk: int) -> HttpResponse:
+    critical = get_object_or_404(CriticalResult.objects.select_related("report"), pk=pk)
+    report = _report(request, critical.report_id, "critical_ack")
+    services.acknowledge_critical(request.user, critical)
+    record(request, Action.REPORT_OPEN, study=report.study, detail={"critical_ack": critical.pk})
+    messages.info(request, "Critical result acknowledged.")
+    return redirect("reports:portal-report", report.pk)
+
+
+@login_required
+@require_GET
+def critical_board(request: HttpRequest) -> HttpResponse:
+    studies = visible_studies(request.user)
+    rows = CriticalResult.objects.filter(report__study__in=studies).select_related(
+        "report__study__patient_record", "flagged_by"
+    )[:500]
+    return render(request, "reports/critical_board.html", {"rows": rows, "now": timezone.now()})
+
+
+@login_required
+@require_GET
+def portal(request: HttpRequest) -> HttpResponse:
+    """The referring physician's patients: studies the policy shows them, with report status."""
+    studies = (
+        visible_studies(request.user)
+        .select_related("patient_record", "organization", "report")
+        .order_by("-study_date", "-last_received_at")[:200]
+    )
+    record(request, Action.STUDY_SEARCH, detail={"page": "portal"})
+    return render(request, "reports/portal.html", {"studies": studies})
