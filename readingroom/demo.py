@@ -259,10 +259,13 @@ def create_organisations_and_users() -> dict[str, str]:
         ReadingAgreement.objects.get_or_create(
             reading_group=orgs["northstar-peds"], sending_facility=orgs[slug]
         )
+    from reports.catalog import install_shipped
+    from reports.models import ReportTemplate
     from viewer.hanging_defaults import install_defaults
     from viewer.models import HangingProtocol
 
     install_defaults(HangingProtocol)
+    install_shipped(ReportTemplate)
     password = demo_password()
     User = get_user_model()
     users = {}

@@ -21,6 +21,7 @@ from archive.models import Study
 
 from . import outputs
 from .calculations import Calculated, calculate, number
+from .catalog import install_shipped
 from .models import CriticalResult, Report, ReportTemplate, ReportVersion
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class ReportError(ValueError):
 
 def choose_template(study: Study) -> ReportTemplate:
     """The active template whose modality and description match, by priority; else generic."""
+    if not ReportTemplate.objects.exists():
+        # Never configured (or emptied): the shipped catalogue, as the migration installs it.
+        install_shipped(ReportTemplate)
     modalities = {m.upper() for m in study.modality_list}
     description = study.study_description.lower()
     for template in ReportTemplate.objects.filter(active=True).order_by("priority", "-version"):

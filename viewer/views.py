@@ -48,8 +48,26 @@ def study_page(request: HttpRequest, study_uid: str) -> HttpResponse:
             "data": data,
             "first": workspace.first_frame(data),
             "measurements": Measurement.objects.filter(study=study).select_related("instance"),
+            **_reporting(request, study),
         },
     )
+
+
+def _reporting(request: HttpRequest, study) -> dict:
+    """Whether this user reports the study, and the report fields a distance can fill (so a
+    measurement labelled here lands in the right field of the report)."""
+    from accounts.policy import reportable_studies
+
+    if not reportable_studies(request.user).filter(pk=study.pk).exists():
+        return {"can_report": False, "report_labels": []}
+    from reports.services import ReportError, choose_template
+
+    try:
+        fields = choose_template(study).fields()
+    except ReportError:
+        fields = []
+    labels = [(f["key"], f["label"]) for f in fields if f.get("unit") in ("cm", "mm")]
+    return {"can_report": True, "report_labels": labels}
 
 
 def _instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> Instance:

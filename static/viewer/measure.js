@@ -18,6 +18,11 @@
     return [Math.round(x * 100) / 100, Math.round(y * 100) / 100];
   }
 
+  function currentLabel() {
+    const select = document.getElementById("measure-label");
+    return select ? select.value : "";
+  }
+
   function element(name, attrs, text) {
     const el = document.createElementNS(SVG, name);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
@@ -70,7 +75,7 @@
     const li = document.createElement("li");
     li.dataset.id = m.id;
     const caveat = (m.stats && m.stats.caveat) || "";
-    li.textContent = `${m.kind} ${label(m)}${m.calibration === "none" ? " (uncalibrated)" : ""}${caveat ? " *" : ""}`;
+    li.textContent = `${m.label ? m.label + ": " : ""}${m.kind} ${label(m)}${m.calibration === "none" ? " (uncalibrated)" : ""}${caveat ? " *" : ""}`;
     if (caveat) li.title = caveat; // e.g. Imager Pixel Spacing: measured at the detector
     return li;
   }
@@ -81,7 +86,7 @@
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRFToken": RR.csrf },
-      body: JSON.stringify({ sop, frame, kind: tool, points }),
+      body: JSON.stringify({ sop, frame, kind: tool, points, label: currentLabel() }),
     });
     const body = await response.json().catch(() => ({ error: "bad response" }));
     if (!response.ok) {
