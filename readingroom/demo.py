@@ -423,3 +423,36 @@ def send_demo_studies(host: str, port: int) -> dict[str, int]:
         finally:
             assoc.release()
     return results
+
+
+def sign_demo_report() -> str:
+    """Mia's Riverside CT head, reported and signed final by the demo radiologist (`reader2`)
+    through the real sign-off (password and TOTP), so the referring portal has a report, the
+    study carries its PDF and SR, and `referrer` has a notification. Idempotent."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from archive.models import Study
+    from reports import services
+
+    study_uid = generate_uid(UID_PREFIX, entropy_srcs=["mia-ct"])
+    study = Study.objects.filter(study_instance_uid=study_uid).first()
+    radiologist = get_user_model().objects.filter(username="reader2").first()
+    device = TOTPDevice.objects.filter(user=radiologist, name=DEMO_DEVICE_NAME).first()
+    if study is None or device is None:
+        return "demo report: study or signer missing"
+    report = services.open_report(radiologist, study)
+    if report.status != "draft":
+        return f"demo report: {report.status}"
+    services.save_draft(
+        radiologist,
+        report,
+        {
+            "clinical_history": "Fall from playground equipment, brief loss of consciousness.",
+            "height_cm": "122",
+            "weight_kg": "23",
+            "values": {"impression": "No acute intracranial abnormality."},
+        },
+    )
+    services.sign(radiologist, report, "final", demo_password(), f"{totp(device.bin_key):06d}")
+    return "demo report: signed final (Mia Carter, CT head, by reader2)"

@@ -83,6 +83,15 @@ def sign_in_and_get_home(http_port: int, totp_secret: str, username: str = "admi
     return page
 
 
+def sign_in_referrer(http_port: int) -> str:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    base = f"http://127.0.0.1:{http_port}"
+    login = opener.open(f"{base}/login/", timeout=10).read().decode()
+    _post(opener, f"{base}/login/", login, {"username": "referrer", "password": "demo-pass-123"})
+    return opener.open(f"{base}/reports/portal/", timeout=10).read().decode()
+
+
 def check_dicomweb_through_daphne(data, http_port: int) -> None:
     """STOW-RS of a 2 MB file that dicomweb-client sends with chunked transfer encoding (the
     test server of the other DICOMweb tests cannot read those), then QIDO and rendered."""
@@ -160,6 +169,10 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         mia_mr = next(p for p in pages if "LV-5520981" in p and "MR BRAIN" in p)
         assert "Priors (2)" in mia_mr and "Riverside Community Hospital" in mia_mr
         assert 'id="viewer-data"' in mia_mr
+        # The demo's signed report reached Riverside's referring physician (no MFA role).
+        assert "demo report: signed final" in out
+        portal = sign_in_referrer(http_port)
+        assert "CARTER, MIA" in portal and "FINAL" in portal
     finally:
         stop(proc)
     # Second start on the same data folder: reused, demo re-sent as duplicates.

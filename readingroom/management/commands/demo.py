@@ -26,4 +26,6 @@ class Command(BaseCommand):
             self.stdout.write(f"sent demo instances: {result}")
         for line in demo.login_lines(users):
             self.stdout.write(f"login {line}")
+        if not no_send:
+            self.stdout.write(demo.sign_demo_report())
         self.stdout.write(demo.MFA_HINT)

@@ -41,6 +41,8 @@ class Command(BaseCommand):
         else:
             users = {}
         login_lines = demo.login_lines(users) if users else []
+        if users:
+            self.stdout.write(demo.sign_demo_report())
         host = "127.0.0.1" if settings.HTTP_HOST in ("0.0.0.0", "") else settings.HTTP_HOST  # noqa: S104
         self.stdout.write(
             "\n".join(
