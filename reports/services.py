@@ -167,12 +167,15 @@ UNIT_FROM_MM = {"cm": 0.1, "mm": 1.0}
 
 
 def viewer_measurements(report: Report) -> dict[str, float]:
-    """Field key -> value from the viewer's measurements of this study whose label names the
-    field (or its z-score structure), converted to the field's unit; newest wins. A
-    measurement in px (uncalibrated) is never used as a length."""
+    """Field key -> value from measurements already made: the vendor's SR in the study, and
+    the viewer's distances whose label names the field (or its z-score structure), which win
+    (newest first); converted to the field's unit. A length in px (uncalibrated) is never
+    used."""
     from viewer.models import Measurement
 
-    by_label: dict[str, float] = {}
+    from .vendor_sr import study_measurements_mm
+
+    by_label: dict[str, float] = dict(study_measurements_mm(report.study))
     for m in Measurement.objects.filter(study=report.study, kind="distance").order_by("created_at"):
         if m.unit == "mm" and m.label:
             by_label[m.label] = m.value

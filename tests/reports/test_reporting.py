@@ -273,3 +273,43 @@ def test_measurements_from_the_viewer_fill_fields_in_the_fields_unit(world):
     assert report.values["lv_edd"] == "3.14"
     assert math.isclose(float(report.values["lv_edd"]), 3.14)
     assert CriticalResult.objects.count() == 0
+
+
+def _num(code: str, meaning: str, value: str, unit: str):
+    from pydicom.dataset import Dataset
+
+    concept = Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = code, "LN", meaning
+    units = Dataset()
+    units.CodeValue, units.CodingSchemeDesignator, units.CodeMeaning = unit, "UCUM", unit
+    measured = Dataset()
+    measured.NumericValue = value
+    measured.MeasurementUnitsCodeSequence = [units]
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "NUM"
+    item.ConceptNameCodeSequence = [concept]
+    item.MeasuredValueSequence = [measured]
+    return item
+
+
+def test_vendor_sr_measurements_fill_fields(world, riverside):
+    from tests.dicomweb.conftest import ingest, part10
+
+    ds = dcmread(
+        io.BytesIO(
+            part10(
+                "test-SR.dcm", StudyInstanceUID=world.study.study_instance_uid, PatientID="RCH-7"
+            )
+        )
+    )
+    group = ds.ContentSequence[1]  # a CONTAINER in this sample: nest the numbers inside it
+    group.ContentSequence = [
+        _num("29436-3", "Left Ventricle Internal End Diastolic Dimension", "31", "mm"),
+        _num("99999", "Interventricular Septum Diastolic Thickness", "0.5", "cm"),
+        _num("99998", "Heart rate", "120", "{H.B.}/min"),  # not a length: ignored
+    ]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    ingest(out.getvalue(), riverside)
+    report = services.open_report(world.reader, world.study)
+    assert services.import_measurements(world.reader, report) == {"lv_edd": 3.1, "ivs_d": 0.5}
