@@ -60,6 +60,14 @@ def visible_studies(user) -> QuerySet:
     return direct
 
 
+def can_annotate(user) -> bool:
+    """Measurements and key images are made by the people who acquire and read images;
+    referring physicians view images read-only."""
+    if is_platform_admin(user):
+        return True
+    return any(m.role != Role.REFERRING for m in active_memberships(user))
+
+
 def can_view_study(user, study) -> bool:
     return visible_studies(user).filter(pk=study.pk).exists()
 

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.policy import visible_studies
+from accounts.policy import can_annotate, visible_studies
 from archive.lookup import visible_study_or_404
 from archive.models import Instance, Series
 from audit.models import Action
@@ -165,6 +165,8 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
     """GET: the study's measurements. POST {series, sop, frame, kind, points, label}: the
     server computes the value from the image's calibration and saves it."""
     study = visible_study_or_404(request, study_uid, "viewer")
+    if request.method == "POST" and not can_annotate(request.user):
+        return _json_error(403, "images are read-only for you: measurements are not saved")
     if request.method == "GET":
         rows = Measurement.objects.filter(study=study).select_related("instance", "created_by")
         return JsonResponse({"measurements": [_measurement_json(m) for m in rows]})
@@ -215,6 +217,8 @@ def delete_measurement(request: HttpRequest, study_uid: str, pk: int) -> JsonRes
 @require_POST
 def key_image(request: HttpRequest, study_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
+    if not can_annotate(request.user):
+        return _json_error(403, "images are read-only for you: key images are not marked")
     instance = (
         Instance.objects.filter(series__study=study, sop_instance_uid=request.POST.get("sop", ""))
         .select_related("series__study")

@@ -202,6 +202,10 @@ def workspace(study: Study, visible: QuerySet, prior_uid: str | None) -> dict[st
         if s["kind"] != "other"
     ]
     layout = hanging.arrange(protocol, summaries, has_prior=prior is not None)
+    keys = key_image_positions(study, stacks)
+    if keys and layout["cells"]:
+        # Key images first: the first viewport opens at the first key image.
+        layout["cells"][0] = {**layout["cells"][0], "stack": keys[0][0], "index": keys[0][1]}
     modalities = {s["modality"] for s in stacks}
     return {
         "current": overlay(study),
@@ -224,6 +228,21 @@ def workspace(study: Study, visible: QuerySet, prior_uid: str | None) -> dict[st
     }
 
 
+def key_image_positions(study: Study, stacks: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(stack id, frame index) of the study's key images, in the order they were marked."""
+    from .models import KeyImage
+
+    where = {
+        (sop, frame): (s["id"], i)
+        for s in stacks
+        if s["source"] == "current"
+        for i, (sop, frame) in enumerate(s["frames"])
+    }
+    marks = KeyImage.objects.filter(study=study).select_related("instance").order_by("created_at")
+    found = [where.get((k.instance.sop_instance_uid, k.frame)) for k in marks]
+    return [f for f in found if f]
+
+
 def first_frame(data: dict[str, Any]) -> str | None:
     """The URL of the first viewport's first frame, exactly as the page's script will ask for
     it (same media type, same preset window, same parameter order), so the browser fetches it
@@ -233,7 +252,7 @@ def first_frame(data: dict[str, Any]) -> str | None:
     stack = by_id.get(cell.get("stack"))
     if not stack or stack["kind"] != "image" or not stack["frames"]:
         return None
-    sop, frame = stack["frames"][0]
+    sop, frame = stack["frames"][cell.get("index", 0)]
     params = {"accept": "image/jpeg" if stack["multiframe"] else "image/png"}
     preset = next(
         (p for p in data["presets"].get(stack["modality"], []) if p["key"] == cell.get("preset")),

@@ -69,7 +69,7 @@
       return this.stack ? this.stack.frames : [];
     }
 
-    setStack(id, preset) {
+    setStack(id, preset, startIndex = 0) {
       this.stop();
       this.stack = stacks.get(id) || null;
       this.el.dataset.stack = id || "";
@@ -110,7 +110,7 @@
       }
       if (preset) this.applyPreset(preset, false);
       this.layout();
-      this.show(0);
+      this.show(startIndex);
       geometryOf(this.stack).then((g) => {
         if (this.stack && g) {
           this.geometry = g.instances || {};
@@ -554,7 +554,7 @@
   // Start: hang the protocol's layout; loops autoplay in echo layouts. -------------------------
   viewports.forEach((vp, i) => {
     const cell = data.layout.cells[i] || {};
-    vp.setStack(cell.stack || null, cell.preset || "");
+    vp.setStack(cell.stack || null, cell.preset || "", cell.index || 0); // index: a key image
     if (data.layout.autoplay && vp.stack && vp.stack.multiframe) vp.play();
   });
   root.dataset.ready = "true";

@@ -200,3 +200,50 @@ def test_structured_report_is_readable_and_escaped(client, tech, riverside):
     page = response.content.decode()
     assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "script-src" not in response["Content-Security-Policy"]  # default-src 'none'
+
+
+def test_key_images_open_first_and_referring_physicians_are_read_only(
+    client, tech, riverside, settings
+):
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership, Role
+
+    series = "1.2.826.0.1.3680043.8.498.902"
+    for n in (1, 2, 3):
+        ingest(
+            part10(
+                "CT_small.dcm",
+                StudyInstanceUID=STUDY,
+                SeriesInstanceUID=series,
+                PatientID="P9",
+                InstanceNumber=n,
+                ReferringPhysicianName="DR^REF",
+            ),
+            riverside,
+        )
+    third = Instance.objects.get(instance_number=3)
+    login_verified(client, tech.user)
+    assert client.post(url("key-images"), {"sop": third.sop_instance_uid, "frame": 1}).json()["key"]
+    page = client.get(url("")).content.decode()
+    data = json.loads(
+        page.split('id="viewer-data" type="application/json">')[1].split("</script>")[0]
+    )
+    assert data["layout"]["cells"][0]["index"] == 2  # the third image of the stack
+    assert (
+        f"/instances/{third.sop_instance_uid}/frames/1/rendered"
+        in page.split('rel="preload"')[1][:400]
+    )
+
+    settings.REFERRING_SEES_UNREPORTED = True  # so the study is visible to them at all
+    referrer = get_user_model().objects.create_user("ref", password="x" * 20)
+    Membership.objects.create(
+        user=referrer, organization=riverside, role=Role.REFERRING, provider_ids=["DR^REF"]
+    )
+    login_verified(client, referrer)
+    assert client.get(url("")).status_code == 200
+    body = {"sop": third.sop_instance_uid, "kind": "distance", "points": [[1, 1], [5, 5]]}
+    refused = post_json(client, "measurements", body)
+    assert refused.status_code == 403 and "read-only" in refused.json()["error"]
+    assert client.post(url("key-images"), {"sop": third.sop_instance_uid}).status_code == 403
+    assert Measurement.objects.count() == 0
