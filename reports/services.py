@@ -168,22 +168,29 @@ UNIT_FROM_MM = {"cm": 0.1, "mm": 1.0}
 
 def viewer_measurements(report: Report) -> dict[str, float]:
     """Field key -> value from measurements already made: the vendor's SR in the study, and
-    the viewer's distances whose label names the field (or its z-score structure), which win
-    (newest first); converted to the field's unit. A length in px (uncalibrated) is never
-    used."""
+    the viewer's distances and ECG calipers whose label names the field (or its z-score
+    structure or ECG interval), which win (newest last); converted to the field's unit. A
+    length in px (uncalibrated) is never used."""
     from viewer.models import Measurement
 
     from .vendor_sr import study_measurements_mm
 
-    by_label: dict[str, float] = dict(study_measurements_mm(report.study))
-    for m in Measurement.objects.filter(study=report.study, kind="distance").order_by("created_at"):
-        if m.unit == "mm" and m.label:
-            by_label[m.label] = m.value
+    by_label = {key: (mm, "mm") for key, mm in study_measurements_mm(report.study).items()}
+    rows = Measurement.objects.filter(study=report.study, kind__in=["distance", "interval"])
+    for m in rows.order_by("created_at"):
+        if m.label and m.unit in ("mm", "ms"):
+            by_label[m.label] = (m.value, m.unit)
     found = {}
     for spec in report.template.fields():
-        label = spec["key"] if spec["key"] in by_label else spec.get("zscore")
-        if label in by_label and spec.get("unit") in UNIT_FROM_MM:
-            found[spec["key"]] = round(by_label[label] * UNIT_FROM_MM[spec["unit"]], 2)
+        names = [spec["key"], spec.get("zscore"), spec.get("ecg")]
+        label = next((n for n in names if n and n in by_label), None)
+        if label is None:
+            continue
+        value, unit = by_label[label]
+        if unit == "mm" and spec.get("unit") in UNIT_FROM_MM:
+            found[spec["key"]] = round(value * UNIT_FROM_MM[spec["unit"]], 2)
+        elif unit == "ms" and spec.get("unit") == "ms":
+            found[spec["key"]] = round(value)
     return found
 
 

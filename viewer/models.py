@@ -66,6 +66,7 @@ class Measurement(models.Model):
         DISTANCE = "distance"
         ANGLE = "angle"
         ELLIPSE = "ellipse"
+        INTERVAL = "interval"  # ECG caliper: points in mm on the paper, value in ms
 
     study = models.ForeignKey(
         "archive.Study", on_delete=models.CASCADE, related_name="measurements"

@@ -189,16 +189,55 @@ def measure(instance: Instance, frame: int, kind: str, raw_points: object) -> di
     return result
 
 
-def save_measurement(user, instance: Instance, frame: int, kind: str, points, label: str = ""):
+ECG_SPEEDS_MM_S = (12.5, 25.0, 50.0)
+ECG_INTERVALS = ("rr", "pr", "qrs", "qt")
+
+
+def measure_interval(raw_points: object, speed: object, label: str) -> tuple[list, dict]:
+    """An ECG caliper: two points in millimetres on the paper the server drew at `speed`;
+    the time is computed here (|dx| / speed), not taken from the browser."""
+    try:
+        speed_mm_s = float(speed)
+    except (TypeError, ValueError):
+        raise MeasurementError("speed must be a number of mm/s") from None
+    if speed_mm_s not in ECG_SPEEDS_MM_S:
+        raise MeasurementError(f"speed must be one of {', '.join(map(str, ECG_SPEEDS_MM_S))}")
+    if label not in ECG_INTERVALS:
+        raise MeasurementError(f"an interval is labelled {', '.join(ECG_INTERVALS)}")
+    if not isinstance(raw_points, list) or len(raw_points) != 2:
+        raise MeasurementError("an interval needs 2 points [x, y] in mm")
+    try:
+        points = [[float(p[0]), float(p[1])] for p in raw_points]
+    except (TypeError, ValueError, IndexError):
+        raise MeasurementError("point coordinates must be numbers") from None
+    ms = abs(points[1][0] - points[0][0]) / speed_mm_s * 1000
+    if not 0 < ms <= 5000:
+        raise MeasurementError("an interval is between 0 and 5 s")
+    return points, {
+        "value": ms,
+        "unit": "ms",
+        "calibration": "ecg_paper",
+        "stats": {"speed_mm_s": speed_mm_s},
+        "caveat": "",
+    }
+
+
+def save_measurement(
+    user, instance: Instance, frame: int, kind: str, points, label: str = "", speed=None
+):
     from .models import Measurement
 
-    result = measure(instance, frame, kind, points)
+    if kind == "interval":
+        clean, result = measure_interval(points, speed, label)
+    else:
+        result = measure(instance, frame, kind, points)
+        clean = [list(p) for p in _points(kind, points, instance.columns or 0, instance.rows or 0)]
     return Measurement.objects.create(
         study=instance.series.study,
         instance=instance,
         frame=frame,
         kind=kind,
-        points=[list(p) for p in _points(kind, points, instance.columns or 0, instance.rows or 0)],
+        points=clean,
         value=result["value"],
         unit=result["unit"],
         calibration=result["calibration"],

@@ -192,6 +192,7 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
             str(body.get("kind", "")),
             body.get("points"),
             str(body.get("label", "")),
+            speed=body.get("speed"),
         )
     except FrameOutOfRange as exc:
         return _json_error(400, exc.message)

@@ -87,6 +87,7 @@
       const ms = (Math.abs(p.x - first.x) / mmPerS) * 1000;
       const mv = -(p.y - first.y) / mmPerMv;
       svg.querySelectorAll(".caliper").forEach((n) => n.remove());
+      const first0 = first;
       const line = document.createElementNS(SVG, "path");
       line.setAttribute("class", "caliper");
       line.setAttribute("d", `M${first.x},${first.y - 4}v8M${first.x},${first.y}H${p.x}M${p.x},${first.y - 4}v8`);
@@ -98,7 +99,21 @@
       if (interval.value) {
         measured[interval.value] = ms;
         showIntervals();
+        saveInterval(interval.value, [[first0.x, first0.y], [p.x, p.y]], parseFloat(svg.dataset.mmPerS));
       }
+    }
+
+    /* The interval goes to the server (which recomputes the time from the points and the
+     * paper speed) so the report's ECG fields can take it. */
+    async function saveInterval(name, points, speedMmS) {
+      const [sop] = stack.frames[0];
+      const response = await fetch(root.dataset.measurements, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": RR.csrf },
+        body: JSON.stringify({ sop, frame: 1, kind: "interval", points, speed: speedMmS, label: name.toLowerCase() }),
+      });
+      vp.el.dataset.intervalSaved = response.ok ? name : `failed: ${response.status}`;
     }
 
     function showIntervals() {

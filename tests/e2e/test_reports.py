@@ -126,3 +126,36 @@ def test_autosave_survives_a_closed_page_and_a_lost_connection(browser, live_ser
     assert report.clinical_history == "Typed while offline."
     assert report.values["impression"] == "Typed before closing the page."
     context.close()
+
+
+def test_ecg_calipers_fill_the_ecg_report(browser, live_server, demo_world):
+    uid = demo_world.uid("baby-ecg")
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    sign_in(page, live_server.url, "reader", demo_world.password)
+    page.goto(f"{live_server.url}/viewer/studies/{uid}/")
+    page.wait_for_selector(".viewport[data-ecg-ready=true] svg.ecg")
+    for name, width_mm in (("QT", 10), ("RR", 25)):  # 400 ms and 1000 ms at 25 mm/s
+        page.select_option(".ecg-tools select[name=caliper]", name)
+        points = page.evaluate(
+            f"""() => {{
+              const svg = document.querySelector('svg.ecg');
+              const m = svg.getScreenCTM();
+              const at = (x, y) => {{ const p = svg.createSVGPoint(); p.x = x; p.y = y;
+                                     const q = p.matrixTransform(m); return [q.x, q.y]; }};
+              return [at(40, 30), at({40 + width_mm}, 30)];
+            }}"""
+        )
+        with page.expect_response(lambda r: "/measurements" in r.url and r.status == 201) as saved:
+            for x, y in points:
+                page.mouse.click(x, y)
+        assert saved.value.json()["value"] == pytest.approx(width_mm / 25 * 1000, abs=15)
+    page.goto(f"{live_server.url}/reports/studies/{uid}/")
+    page.wait_for_selector("#editor[data-ready=true]")
+    page.click("text=Fill 2 field(s) from the viewer")
+    page.wait_for_selector("#editor[data-ready=true]")
+    qt, rr = float(page.input_value("[name=qt]")), float(page.input_value("[name=rr]"))
+    assert abs(qt - 400) <= 15 and abs(rr - 1000) <= 15
+    calc = page.locator("#calc-ecg").inner_text()
+    assert "qtc_bazett" in calc and "qtc_fridericia" in calc
+    context.close()

@@ -247,3 +247,26 @@ def test_key_images_open_first_and_referring_physicians_are_read_only(
     assert refused.status_code == 403 and "read-only" in refused.json()["error"]
     assert client.post(url("key-images"), {"sop": third.sop_instance_uid}).status_code == 403
     assert Measurement.objects.count() == 0
+
+
+def test_ecg_interval_is_computed_from_the_paper_speed(client, tech, riverside):
+    ingest(part10("waveform_ecg.dcm", StudyInstanceUID=STUDY, PatientID="P9"), riverside)
+    login_verified(client, tech.user)
+    ecg = Instance.objects.get(series__study__study_instance_uid=STUDY)
+    body = {
+        "sop": ecg.sop_instance_uid,
+        "kind": "interval",
+        "label": "qt",
+        "speed": 25,
+        "points": [[40, 30], [50, 31]],
+        "value": 1,
+    }
+    saved = post_json(client, "measurements", body).json()
+    assert (saved["value"], saved["unit"], saved["calibration"]) == (400.0, "ms", "ecg_paper")
+    for change, reason in (
+        ({"speed": 30}, "speed must be one of"),
+        ({"label": "st"}, "labelled"),
+        ({"points": [[40, 30], [40, 30]]}, "between 0 and 5 s"),
+    ):
+        bad = post_json(client, "measurements", {**body, **change})
+        assert bad.status_code == 400 and reason in bad.json()["error"]
