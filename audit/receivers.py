@@ -50,7 +50,7 @@ def admin_logged(sender: Any, instance: Any, created: bool, **kwargs: Any) -> No
         Action.ADMIN_CHANGE,
         user=instance.user,
         object_type=f"{content_type.app_label}.{content_type.model}" if content_type else "",
-        object_id=instance.object_id or "",
+        object_id=str(instance.object_id or ""),
         detail={
             "operation": flag,
             "object_repr": instance.object_repr,

@@ -313,3 +313,37 @@ def test_vendor_sr_measurements_fill_fields(world, riverside):
     ingest(out.getvalue(), riverside)
     report = services.open_report(world.reader, world.study)
     assert services.import_measurements(world.reader, report) == {"lv_edd": 3.1, "ivs_d": 0.5}
+
+
+def test_admin_edit_of_a_used_template_saves_a_new_version(client, world):
+    from django.contrib.auth import get_user_model
+
+    from reports.models import ReportTemplate
+
+    report = draft(world)
+    used = report.template
+    admin = get_user_model().objects.create_superuser("boss", password=PASSWORD)
+    login_verified(client, admin)
+    form = client.get(f"/admin/reports/reporttemplate/{used.pk}/change/")
+    assert form.status_code == 200
+    definition = {**used.definition, "macros": {"new": "A new macro."}}
+    answer = client.post(
+        f"/admin/reports/reporttemplate/{used.pk}/change/",
+        {
+            "key": used.key,
+            "version": used.version,
+            "name": used.name + " (revised)",
+            "modality": used.modality,
+            "description_contains": used.description_contains,
+            "priority": used.priority,
+            "definition": json.dumps(definition),
+            "active": "on",
+        },
+    )
+    assert answer.status_code == 302, answer.content[:500]
+    versions = list(ReportTemplate.objects.filter(key=used.key).order_by("version"))
+    assert [(t.version, t.active) for t in versions] == [(1, False), (2, True)]
+    assert versions[1].definition["macros"] == {"new": "A new macro."}
+    report.refresh_from_db()
+    assert report.template_id == used.pk  # the report keeps the version it used
+    assert services.choose_template(world.study).version == 2
