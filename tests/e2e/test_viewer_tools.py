@@ -185,3 +185,37 @@ def test_hostile_dicom_text_in_the_viewer_runs_nothing(browser, live_server, tec
     page.mouse.move(300, 300)
     page.wait_for_timeout(300)
     assert dialogs == [] and errors == []
+
+
+def test_manual_link_moves_stacks_together_from_the_current_slices(
+    browser, live_server, tech, riverside
+):
+    HangingProtocol.objects.create(
+        name="Two CT stacks",
+        modality="CT",
+        priority=1,
+        columns=3,
+        viewports=[{"index": 0}, {"index": 1}, {"index": 2}],
+    )
+    study = generate_uid()
+    axial = [[0, 0, z] for z in range(0, 30, 5)]
+    series(study, generate_uid(), 1, "AX today", AXIAL, axial, riverside)
+    series(study, generate_uid(), 2, "AX other frame", AXIAL, axial, riverside)  # no shared FoR
+    series(
+        study, generate_uid(), 3, "COR", CORONAL, [[0, y, 0] for y in range(0, 30, 5)], riverside
+    )
+    page, errors = open_page(browser, live_server, study)
+    for cell in range(3):
+        page.wait_for_selector(f".viewport[data-cell='{cell}'][data-geometry=ready]")
+    page.click(".viewport[data-cell='1'] .overlay.bl", force=True)
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector(".viewport[data-cell='1'][data-frame='3']")
+    assert page.locator(".viewport[data-cell='0']").get_attribute("data-frame") == "1"  # unlinked
+    page.keyboard.press("l")  # link the axial stacks at their current slices (1 and 3)
+    assert page.locator("#viewer").get_attribute("data-linked") == "1"  # not the coronal one
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector(".viewport[data-cell='1'][data-frame='4']")
+    page.wait_for_selector(".viewport[data-cell='0'][data-frame='2']")
+    assert page.locator(".viewport[data-cell='2']").get_attribute("data-frame") == "1"
+    assert errors == []
