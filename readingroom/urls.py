@@ -17,4 +17,5 @@ urlpatterns = [
     path("org/", include("accounts.orgadmin_urls")),
     path("dicomweb/", include("archive.dicomweb.urls")),
     path("identity/", include("identity.urls")),
+    path("worklist/", include("worklist.urls")),
 ]
