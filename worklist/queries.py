@@ -132,8 +132,10 @@ def with_row_data(cases: QuerySet) -> QuerySet:
 
 def decorate(cases: list[Case]) -> list[Case]:
     """Per-row values computed in Python: pediatric age at the study date, the live lock."""
-    cutoff = timezone.now() - timedelta(seconds=settings.WORKLIST_LOCK_TIMEOUT_SECONDS)
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.WORKLIST_LOCK_TIMEOUT_SECONDS)
     for case in cases:
+        case.overdue = case.is_open and case.due_at <= now
         record = case.study.patient_record
         case.age = pediatric_age(record.birth_date, case.study.study_date)
         case.lock_live = bool(
