@@ -15,8 +15,8 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 _http = get_asgi_application()
-if settings.EMBEDDED or settings.DEBUG:
-    # Embedded runs have no separate static file server.
+if settings.SERVE_STATIC:
+    # Embedded runs (and tests' server processes) have no separate static file server.
     _http = ASGIStaticFilesHandler(_http)
 
 from worklist.routing_ws import websocket_urlpatterns  # noqa: E402

@@ -165,7 +165,8 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # In-memory, safe to publish to from the SCP threads (readingroom/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "readingroom.channel_layers.InProcessChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -257,6 +258,8 @@ LOGOUT_REDIRECT_URL = "login"
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# Serve /static/ from the ASGI app (embedded runs have no separate static file server).
+SERVE_STATIC = envbool("SERVE_STATIC", EMBEDDED or DEBUG)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = False

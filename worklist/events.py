@@ -9,7 +9,9 @@ stale row until the page resynchronises after its next reconnect, never a leak.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -61,11 +63,24 @@ def send(channels: list[str], message: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+
+    def deliver() -> None:
+        try:
+            for name in channels:
+                async_to_sync(layer.group_send)(name, message)
+        except Exception:
+            log.exception("could not publish %s to %s", message.get("type"), channels)
+
     try:
-        for name in channels:
-            async_to_sync(layer.group_send)(name, message)
-    except Exception:
-        log.exception("could not publish %s to %s", message.get("event"), channels)
+        asyncio.get_running_loop()
+    except RuntimeError:
+        deliver()
+        return
+    # Called from a thread that runs an event loop (sync code under one): deliver from a
+    # helper thread rather than block the loop.
+    helper = threading.Thread(target=deliver, name="worklist-events")
+    helper.start()
+    helper.join(timeout=5)
 
 
 def membership_changed(user_id: int) -> None:
