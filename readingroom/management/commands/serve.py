@@ -1,7 +1,8 @@
 """Run the whole system in one process: daphne (HTTP/WebSocket) and the DICOM SCP.
 
 On embedded defaults (no REDIS_URL) a thread also runs the sweeps that Celery beat runs in
-production: arrivals, identity matching, and the worklist's SLA checks and lock expiry. With --demo the demo data is loaded once the SCP listens.
+production: arrivals, identity matching, and the worklist's SLA checks and lock expiry.
+With --demo the demo data is loaded once the SCP listens.
 """
 
 from __future__ import annotations
