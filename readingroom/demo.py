@@ -246,6 +246,7 @@ def create_organisations_and_users() -> dict[str, str]:
         ReadingAgreement.objects.get_or_create(
             reading_group=orgs["northstar-peds"], sending_facility=orgs[slug]
         )
+    _worklist_rules(orgs)
     password = demo_password()
     User = get_user_model()
     users = {}
@@ -253,7 +254,11 @@ def create_organisations_and_users() -> dict[str, str]:
         superuser = persona.role == Role.ADMIN
         user, created = User.objects.get_or_create(
             username=persona.username,
-            defaults={"is_staff": superuser, "is_superuser": superuser},
+            defaults={
+                "is_staff": superuser,
+                "is_superuser": superuser,
+                "email": f"{persona.username}@readingroom.example",
+            },
         )
         if created or not user.check_password(password):
             user.set_password(password)
@@ -271,6 +276,41 @@ def create_organisations_and_users() -> dict[str, str]:
         membership.credentialed_facilities.set([orgs[slug] for slug in persona.credentialed])
         users[persona.username] = persona.description
     return users
+
+
+def _worklist_rules(orgs: dict[str, Organization]) -> None:
+    """Routing for the demo worklist: echo and ECG go to pediatric cardiology (urgent); a CT
+    head from Riverside is STAT with a 30-minute SLA; everything else is routine."""
+    from worklist.models import GroupSettings, Priority, RoutingRule
+
+    GroupSettings.objects.get_or_create(reading_group=orgs["northstar-peds"])
+    for name, defaults in (
+        (
+            "Echo to pediatric cardiology",
+            {"position": 10, "procedure_contains": "ECHO", "priority": Priority.URGENT},
+        ),
+        (
+            "ECG to pediatric cardiology",
+            {"position": 20, "modality": "ECG", "priority": Priority.URGENT},
+        ),
+        (
+            "Riverside CT head is STAT",
+            {
+                "position": 30,
+                "sending_facility": orgs["riverside"],
+                "modality": "CT",
+                "procedure_contains": "HEAD",
+                "priority": Priority.STAT,
+                "sla_minutes": 30,
+                "subspecialty": "pediatric_radiology",
+            },
+        ),
+    ):
+        if "cardiology" in name:
+            defaults["subspecialty"] = "pediatric_cardiology"
+        RoutingRule.objects.get_or_create(
+            name=name, defaults={**defaults, "reading_group": orgs["northstar-peds"]}
+        )
 
 
 DEMO_DEVICE_NAME = "demo authenticator"
