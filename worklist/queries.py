@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Role
@@ -126,7 +127,7 @@ def with_row_data(cases: QuerySet) -> QuerySet:
         .values("n")
     )
     return cases.select_related(
-        "study__patient_record", "facility", "assignee", "lock_holder", "reading_group"
+        "study__patient_record", "facility", "assignee", "lock_holder"
     ).annotate(priors=Coalesce(Subquery(priors, output_field=IntegerField()), 0))
 
 
@@ -134,6 +135,9 @@ def decorate(cases: list[Case]) -> list[Case]:
     """Per-row values computed in Python: pediatric age at the study date, the live lock."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.WORKLIST_LOCK_TIMEOUT_SECONDS)
+    # URLs reversed once per page, not once per row (reverse() is most of a row's cost).
+    study_prefix = reverse("study_detail", args=["0"])[:-2]
+    cases_prefix = reverse("worklist:lock", args=[0])[: -len("0/lock/")]
     for case in cases:
         case.overdue = case.is_open and case.due_at <= now
         record = case.study.patient_record
@@ -142,15 +146,47 @@ def decorate(cases: list[Case]) -> list[Case]:
             case.lock_holder_id and case.lock_seen_at and case.lock_seen_at >= cutoff
         )
         case.sort_key = f"{int(case.due_at.timestamp() * 1000)}.{case.priority_rank}.{case.pk}"
+        case.due_epoch = int(case.due_at.timestamp())
+        case.study_url = f"{study_prefix}{case.study.study_instance_uid}/"
+        case.action_prefix = f"{cases_prefix}{case.pk}/"
+        case.time_left = "overdue" if case.overdue else _left(case.due_at - now)
+        # Flat strings: a template lookup per dotted segment is most of a row's render time.
+        case.uid = case.study.study_instance_uid
+        case.patient_name = record.display_name
+        case.modalities = case.study.modalities_in_study.replace("\\", ", ")
+        case.description = case.study.study_description
+        case.facility_name = case.facility.name
+        case.priority_label = case.get_priority_display()
+        case.status_label = case.get_status_display()
+        case.assignee_name = case.assignee.username if case.assignee_id else "—"
+        case.lock_name = case.lock_holder.username if case.lock_live else ""
+        case.lock_since = (
+            timezone.localtime(case.locked_at).strftime("%H:%M") if case.lock_live else ""
+        )
+        case.priors_text = str(getattr(case, "priors", 0))
     return cases
 
 
+def _left(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}:{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+
+
 def listing(user, view: str, filters: Filters) -> tuple[list[Case], int]:
-    """The page's rows (most urgent first, at most WORKLIST_PAGE_SIZE) and the total count."""
+    """The page's rows (most urgent first, at most WORKLIST_PAGE_SIZE) and the total count.
+
+    Two steps: the page's ids from the case table alone (an index range and a top-N sort),
+    then the joins and the priors count for those rows only; joining first made the
+    database join every open case of the group before sorting (75 ms at 10,000 cases)."""
     cases = apply_filters(base_cases(user, view), filters)
     total = cases.count()
-    rows = with_row_data(cases).order_by("due_at", "priority_rank", "pk")
-    return decorate(list(rows[: settings.WORKLIST_PAGE_SIZE])), total
+    ids = list(
+        cases.order_by("due_at", "priority_rank", "pk").values_list("pk", flat=True)[
+            : settings.WORKLIST_PAGE_SIZE
+        ]
+    )
+    rows = with_row_data(Case.objects.filter(pk__in=ids)).order_by("due_at", "priority_rank", "pk")
+    return decorate(list(rows)), total
 
 
 def one_row(user, view: str, filters: Filters, case_id: int) -> Case | None:

@@ -60,9 +60,7 @@ def page(request: HttpRequest) -> HttpResponse:
         views=queries.views_for(request.user),
         priorities=Priority.choices,
         statuses=CaseStatus.choices,
-        facilities=Organization.objects.filter(
-            pk__in=visible_cases(request.user).values("facility_id")
-        ).order_by("name"),
+        facilities=_facilities(request.user),
         loads=_loads(groups) if view == "scheduler" else [],
         next_case=view == "reader",
     )
@@ -96,6 +94,25 @@ def row(request: HttpRequest, case_id: int) -> HttpResponse:
         raise Http404("Not on this worklist")
     record(request, Action.WORKLIST_VIEW, study=case.study, detail={"view": view, "case": case.pk})
     return render(request, "worklist/_row.html", {"case": case, "view": view})
+
+
+def _facilities(user):
+    """Facility filter choices: those the user's groups read for, or their own facility."""
+    from django.db.models import Q
+
+    from accounts.policy import active_memberships
+
+    facilities = Organization.objects.filter(kind=Organization.Kind.SENDING_FACILITY)
+    if is_platform_admin(user):
+        return facilities.order_by("name")
+    own = [m.organization_id for m in active_memberships(user)]
+    return (
+        facilities.filter(
+            Q(agreements_as_sender__reading_group_id__in=reading_group_ids(user)) | Q(pk__in=own)
+        )
+        .distinct()
+        .order_by("name")
+    )
 
 
 def _scheduled_groups(user) -> list[int]:
