@@ -159,7 +159,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 6+ reads with a 5 s socket timeout by default, the same as the layer's
+            # 5 s blocking pop: a busy consumer process then fails with "Timeout reading from
+            # Redis" and drops its sockets (seen at 200 clients in bench/worklist_push.py).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
     CELERY_BROKER_URL = REDIS_URL

@@ -110,3 +110,15 @@ def test_read_only_opening_needs_no_lock(world, client):
     services.take_lock(case.pk, world.reader)
     page = verified_client(client, world.reader2).get(f"/studies/{case.study.study_instance_uid}/")
     assert page.status_code == 200
+
+
+def test_the_lock_shows_on_every_worklist(world, client):
+    from django.test import Client
+
+    case = services.open_case(make_study(world.riverside).pk)
+    services.take_lock(case.pk, world.reader)
+    for user in (world.scheduler, world.reader):
+        row = verified_client(Client(), user).get(f"/worklist/rows/{case.pk}/").content.decode()
+        assert "🔒 reader since" in row, user
+    scheduler_row = verified_client(client, world.scheduler).get(f"/worklist/rows/{case.pk}/")
+    assert b"Break lock" in scheduler_row.content
