@@ -174,3 +174,21 @@ def login_device(request: HttpRequest, device) -> None:
     session id seen before this point (e.g. on a shared machine) must not carry it."""
     django_otp.login(request, device)
     request.session.cycle_key()
+
+
+def session_is_verified(user, session) -> bool:
+    """Whether a session (outside a request, e.g. a WebSocket's scope) passed the second
+    factor, or needs none: django-otp's OTPMiddleware check, without the request."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.models import Device
+
+    if not requires_mfa(user):
+        return True
+    persistent_id = session.get(DEVICE_ID_SESSION_KEY) if session is not None else None
+    if not persistent_id:
+        return False
+    if persistent_id.count(".") > 1:
+        parts = persistent_id.split(".")
+        persistent_id = ".".join((parts[-3], parts[-1]))
+    device = Device.from_persistent_id(persistent_id)
+    return device is not None and device.user_id == user.pk and device.confirmed

@@ -156,3 +156,43 @@ def stewarded_records(user) -> QuerySet | None:
     if not allowed:
         return None
     return PatientRecord.objects.filter(organization_id__in=facilities)
+
+
+SCHEDULING_ROLES = {Role.SCHEDULER, Role.ORG_ADMIN}
+
+
+def reading_group_ids(user, roles: set[str] | None = None) -> set[int]:
+    """Reading groups in which the user holds one of `roles` (default: any reading-side role).
+
+    The worklist uses this for what a user may see and which live-event groups their
+    WebSocket joins; asking here keeps one answer to "whose cases are these"."""
+    wanted = READING_SIDE if roles is None else roles
+    return {m.organization_id for m in active_memberships(user) if _reads(m) and m.role in wanted}
+
+
+def visible_cases(user) -> QuerySet:
+    """Worklist cases the user may see (a queryset; never evaluated here).
+
+    Reading side: every case of their reading groups. Referring physicians: the cases of their
+    own patients at their facility (the study's referring physician is one of their provider
+    ids), whatever the report status: the case status is what they follow. Whether they may
+    open the study itself stays with `visible_studies`."""
+    from worklist.models import Case
+
+    if is_platform_admin(user):
+        return Case.objects.all()
+    condition = Q(pk__in=[])
+    groups = reading_group_ids(user)
+    if groups:
+        condition |= Q(reading_group_id__in=groups)
+    for membership in active_memberships(user):
+        if (
+            membership.role == Role.REFERRING
+            and membership.organization.kind == Organization.Kind.SENDING_FACILITY
+        ):
+            mine = Q(pk__in=[])
+            for provider in membership.provider_ids:
+                if provider:
+                    mine |= Q(study__referring_physician__iexact=provider)
+            condition |= Q(facility_id=membership.organization_id) & mine
+    return Case.objects.filter(condition)

@@ -86,6 +86,14 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.ADMIN_CHANGE: EventCodes(SECURITY_ALERT, "E", SECURITY_CONFIGURATION),
     Action.AUDIT_VIEW: EventCodes(AUDIT_LOG_USED, "R"),
     Action.AUDIT_EXPORT: EventCodes(AUDIT_LOG_USED, "R"),
+    Action.WORKLIST_VIEW: EventCodes(QUERY, "E"),
+    Action.CASE_CREATE: EventCodes(PATIENT_RECORD, "C"),
+    Action.CASE_UPDATE: EventCodes(PATIENT_RECORD, "U"),
+    Action.CASE_ASSIGN: EventCodes(PATIENT_RECORD, "U"),
+    Action.CASE_LOCK: EventCodes(PATIENT_RECORD, "U"),
+    Action.CASE_UNLOCK: EventCodes(PATIENT_RECORD, "U"),
+    Action.CASE_LOCK_BREAK: EventCodes(PATIENT_RECORD, "U"),
+    Action.CASE_CANCEL: EventCodes(PATIENT_RECORD, "U"),
 }
 # An action added to Action but not here still exports, as generic application activity.
 FALLBACK_CODES = EventCodes(APPLICATION_ACTIVITY, "E")

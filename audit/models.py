@@ -53,6 +53,14 @@ class Action(models.TextChoices):
     ADMIN_CHANGE = "admin.change", "Administrative change"
     AUDIT_VIEW = "audit.view", "Audit trail viewed"
     AUDIT_EXPORT = "audit.export", "Audit trail exported"
+    WORKLIST_VIEW = "worklist.view", "Worklist viewed"
+    CASE_CREATE = "case.create", "Case opened"
+    CASE_UPDATE = "case.update", "Case updated"
+    CASE_ASSIGN = "case.assign", "Case assigned"
+    CASE_LOCK = "case.lock", "Case locked for reporting"
+    CASE_UNLOCK = "case.unlock", "Case lock released"
+    CASE_LOCK_BREAK = "case.lock_break", "Case lock broken"
+    CASE_CANCEL = "case.cancel", "Case cancelled"
 
 
 class Outcome(models.TextChoices):

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django; WebSocket routes join here as apps add consumers."""
+"""ASGI entry point: HTTP through Django; WebSockets through Channels (session auth, same
+origin only)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,25 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 _http = get_asgi_application()
-if settings.EMBEDDED or settings.DEBUG:
-    # Embedded runs have no separate static file server.
+if settings.SERVE_STATIC:
+    # Embedded runs (and tests' server processes) have no separate static file server.
     _http = ASGIStaticFilesHandler(_http)
 
-application = ProtocolTypeRouter({"http": _http})
+from worklist.routing_ws import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": _http,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -266,6 +266,7 @@ def create_organisations_and_users() -> dict[str, str]:
 
     install_defaults(HangingProtocol)
     install_shipped(ReportTemplate)
+    _worklist_rules(orgs)
     password = demo_password()
     User = get_user_model()
     users = {}
@@ -273,7 +274,11 @@ def create_organisations_and_users() -> dict[str, str]:
         superuser = persona.role == Role.ADMIN
         user, created = User.objects.get_or_create(
             username=persona.username,
-            defaults={"is_staff": superuser, "is_superuser": superuser},
+            defaults={
+                "is_staff": superuser,
+                "is_superuser": superuser,
+                "email": f"{persona.username}@readingroom.example",
+            },
         )
         if created or not user.check_password(password):
             user.set_password(password)
@@ -291,6 +296,41 @@ def create_organisations_and_users() -> dict[str, str]:
         membership.credentialed_facilities.set([orgs[slug] for slug in persona.credentialed])
         users[persona.username] = persona.description
     return users
+
+
+def _worklist_rules(orgs: dict[str, Organization]) -> None:
+    """Routing for the demo worklist: echo and ECG go to pediatric cardiology (urgent); a CT
+    head from Riverside is STAT with a 30-minute SLA; everything else is routine."""
+    from worklist.models import GroupSettings, Priority, RoutingRule
+
+    GroupSettings.objects.get_or_create(reading_group=orgs["northstar-peds"])
+    for name, defaults in (
+        (
+            "Echo to pediatric cardiology",
+            {"position": 10, "procedure_contains": "ECHO", "priority": Priority.URGENT},
+        ),
+        (
+            "ECG to pediatric cardiology",
+            {"position": 20, "modality": "ECG", "priority": Priority.URGENT},
+        ),
+        (
+            "Riverside CT head is STAT",
+            {
+                "position": 30,
+                "sending_facility": orgs["riverside"],
+                "modality": "CT",
+                "procedure_contains": "HEAD",
+                "priority": Priority.STAT,
+                "sla_minutes": 30,
+                "subspecialty": "pediatric_radiology",
+            },
+        ),
+    ):
+        if "cardiology" in name:
+            defaults["subspecialty"] = "pediatric_cardiology"
+        RoutingRule.objects.get_or_create(
+            name=name, defaults={**defaults, "reading_group": orgs["northstar-peds"]}
+        )
 
 
 DEMO_DEVICE_NAME = "demo authenticator"
@@ -426,16 +466,16 @@ def send_demo_studies(host: str, port: int) -> dict[str, int]:
 
 
 def sign_demo_report() -> str:
-    """Mia's Riverside CT head, reported and signed final by the demo radiologist (`reader2`)
-    through the real sign-off (password and TOTP), so the referring portal has a report, the
-    study carries its PDF and SR, and `referrer` has a notification. Idempotent."""
+    """Mia's June MR brain at Riverside, reported and signed final by the demo radiologist
+    (`reader2`) through the real sign-off (password and TOTP), so the referring portal has a
+    report, the study carries its PDF and SR, and `referrer` has a notification. Idempotent."""
     from django_otp.oath import totp
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from archive.models import Study
     from reports import services
 
-    study_uid = generate_uid(UID_PREFIX, entropy_srcs=["mia-ct"])
+    study_uid = generate_uid(UID_PREFIX, entropy_srcs=["mia-mr-prior"])
     study = Study.objects.filter(study_instance_uid=study_uid).first()
     radiologist = get_user_model().objects.filter(username="reader2").first()
     device = TOTPDevice.objects.filter(user=radiologist, name=DEMO_DEVICE_NAME).first()
@@ -448,11 +488,11 @@ def sign_demo_report() -> str:
         radiologist,
         report,
         {
-            "clinical_history": "Fall from playground equipment, brief loss of consciousness.",
+            "clinical_history": "Headaches for three months.",
             "height_cm": "122",
             "weight_kg": "23",
-            "values": {"impression": "No acute intracranial abnormality."},
+            "values": {"impression": "Normal MR of the brain for age."},
         },
     )
     services.sign(radiologist, report, "final", demo_password(), f"{totp(device.bin_key):06d}")
-    return "demo report: signed final (Mia Carter, CT head, by reader2)"
+    return "demo report: signed final (Mia Carter, MR brain of June, by reader2)"

@@ -92,6 +92,9 @@ INSTALLED_APPS = [
     "identity",
     "archive",
     "audit",
+    # Before viewer: its study_received receiver opens the case before pre-rendering starts
+    # (eager Celery runs pre-rendering inline on embedded defaults).
+    "worklist",
     "viewer",
     "reports",
 ]
@@ -157,13 +160,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py 6+ reads with a 5 s socket timeout by default, the same as the layer's
+            # 5 s blocking pop: a busy consumer process then fails with "Timeout reading from
+            # Redis" and drops its sockets (seen at 200 clients in bench/worklist_push.py).
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_TASK_ALWAYS_EAGER = False
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # In-memory, safe to publish to from the SCP threads (readingroom/channel_layers.py).
+    CHANNEL_LAYERS = {"default": {"BACKEND": "readingroom.channel_layers.InProcessChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -173,6 +180,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive.sweep_arrivals": {"task": "archive.sweep_arrivals", "schedule": 10.0},
     "identity.match_pending": {"task": "identity.match_pending", "schedule": 30.0},
     "reports.escalate_critical": {"task": "reports.escalate_critical", "schedule": 60.0},
+    "worklist.sweep": {"task": "worklist.sweep", "schedule": 30.0},
 }
 
 # --- network listeners ----------------------------------------------------------------------
@@ -214,21 +222,43 @@ TRUSTED_PROXIES = [p.strip() for p in env("TRUSTED_PROXIES").split(",") if p.str
 # --- reports --------------------------------------------------------------------------------
 # Unacknowledged critical results escalate (e-mail to the reader and the group's schedulers).
 CRITICAL_ESCALATE_MINUTES = envint("READINGROOM_CRITICAL_ESCALATE_MINUTES", 60, 1, 10080)
-# Where links in e-mails point (no PHI goes in a message, only a link).
-BASE_URL = env("READINGROOM_BASE_URL", f"http://127.0.0.1:{HTTP_PORT}").rstrip("/")
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "readingroom@localhost")
-EMAIL_BACKEND = env(
-    "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend"
-    if env("EMAIL_HOST")
-    else "django.core.mail.backends.console.EmailBackend",
-)
-EMAIL_HOST = env("EMAIL_HOST", "localhost")
-EMAIL_PORT = envint("EMAIL_PORT", 25, 1, 65535)
 
 # --- access ---------------------------------------------------------------------------------
 # Referring physicians see their patients' studies only once a final report exists, unless set.
 REFERRING_SEES_UNREPORTED = envbool("REFERRING_SEES_UNREPORTED", False)
+
+# --- worklist (worklist/) ------------------------------------------------------------------
+# SLA minutes per priority when neither a routing rule nor the agreement's terms say otherwise.
+WORKLIST_SLA_MINUTES = {
+    "stat": envint("WORKLIST_SLA_STAT_MINUTES", 60, 1, 7 * 24 * 60),
+    "urgent": envint("WORKLIST_SLA_URGENT_MINUTES", 240, 1, 30 * 24 * 60),
+    "routine": envint("WORKLIST_SLA_ROUTINE_MINUTES", 1440, 1, 90 * 24 * 60),
+}
+# A reader's lock on a case lapses after this long without activity (heartbeat or action).
+WORKLIST_LOCK_TIMEOUT_SECONDS = envint("WORKLIST_LOCK_TIMEOUT_SECONDS", 900, 30, 24 * 3600)
+# Schedulers hear about unassigned cases this close to their SLA due time.
+WORKLIST_NEAR_BREACH_MINUTES = envint("WORKLIST_NEAR_BREACH_MINUTES", 15, 1, 24 * 60)
+# Rows one worklist page shows (most urgent first); the rest are counted, not rendered.
+WORKLIST_PAGE_SIZE = envint("WORKLIST_PAGE_SIZE", 200, 10, 5000)
+# Links in notification e-mails point here (the e-mails carry no patient data, only a link).
+SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- e-mail -----------------------------------------------------------------------------------
+# SMTP when EMAIL_HOST is set; otherwise e-mails are written to the log (console backend).
+EMAIL_HOST = env("EMAIL_HOST")
+EMAIL_BACKEND = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = envint("EMAIL_PORT", 25, 1, 65535)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 30, 1, 600)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "ReadingRoom <readingroom@localhost>")
 
 # --- web ------------------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -237,6 +267,8 @@ LOGOUT_REDIRECT_URL = "login"
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
+# Serve /static/ from the ASGI app (embedded runs have no separate static file server).
+SERVE_STATIC = envbool("SERVE_STATIC", EMBEDDED or DEBUG)
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = False

@@ -19,4 +19,5 @@ urlpatterns = [
     path("identity/", include("identity.urls")),
     path("viewer/", include("viewer.urls")),
     path("reports/", include("reports.urls")),
+    path("worklist/", include("worklist.urls")),
 ]

@@ -245,7 +245,7 @@ def create_deliveries(version: ReportVersion) -> None:
             destination=destination,
             defaults={"status": Delivery.Status.DELIVERED, "delivered_at": now, "attempts": 1},
         )
-    link = settings.BASE_URL + reverse("reports:portal-report", args=[version.report_id])
+    link = settings.SITE_URL + reverse("reports:portal-report", args=[version.report_id])
     for user in referring_users(version.report):
         if user.email:
             _mail(
@@ -259,7 +259,7 @@ def create_deliveries(version: ReportVersion) -> None:
 
 def notify_escalation(critical: CriticalResult) -> None:
     report = critical.report
-    link = settings.BASE_URL + reverse("reports:critical-board")
+    link = settings.SITE_URL + reverse("reports:critical-board")
     recipients = {critical.flagged_by.email} if critical.flagged_by.email else set()
     schedulers = Membership.objects.filter(
         role=Role.SCHEDULER,

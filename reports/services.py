@@ -87,6 +87,29 @@ def open_report(user, study: Study) -> Report:
     )
 
 
+def _hold(user, study: Study) -> None:
+    from .casework import Locked, hold
+
+    try:
+        hold(user, study)
+    except Locked as exc:
+        raise ReportError(str(exc)) from None
+
+
+@transaction.atomic
+def take_over(user, report: Report) -> Report:
+    """The reader who now holds the case continues an unsigned or preliminary report."""
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    if report.is_final:
+        raise ReportError("this report is final: write an addendum")
+    _hold(user, report.study)
+    previous = report.author
+    report.author = user
+    report.save()
+    log.info("report %s taken over by %s from %s", report.pk, user, previous)
+    return report
+
+
 def can_edit(user, report: Report) -> bool:
     """The author edits their draft; nobody edits a final report (addenda instead)."""
     return report.author_id == user.pk and not report.is_final
@@ -126,6 +149,7 @@ def save_draft(user, report: Report, data: dict[str, Any]) -> Report:
         raise ReportError("this report is final: write an addendum")
     if report.author_id != user.pk:
         raise ReportError("only the report's author can edit it")
+    _hold(user, report.study)
     if "values" in data:
         report.values = {**report.values, **_clean_values(report.template, data["values"])}
     for name in EDITABLE_FIELDS:
@@ -250,6 +274,7 @@ def sign(user, report: Report, kind: str, password: str, code: str = "") -> Repo
             raise ReportError("this report is already final: write an addendum")
         if report.author_id != user.pk:
             raise ReportError("only the report's author can sign it")
+        _hold(user, report.study)
         missing = missing_required(report)
         if missing:
             raise ReportError(f"required before signing: {', '.join(missing)}")

@@ -20,6 +20,7 @@ from audit.models import Action
 from audit.services import record
 
 from . import services
+from .casework import Locked, hold
 from .models import CriticalResult, Report, ReportVersion
 
 
@@ -46,8 +47,17 @@ def editor(request: HttpRequest, study_uid: str) -> HttpResponse:
         messages.error(request, "You can read this study but not report it (no reading agreement).")
         return redirect("viewer:study", study_uid)
     report = services.open_report(request.user, study)
-    if report.is_final or not services.can_edit(request.user, report):
+    if report.is_final:
         return redirect("reports:report", report.pk)
+    try:
+        hold(request.user, study)  # opening to report takes the case's lock
+    except Locked as exc:
+        messages.error(request, f"{exc} You can view the images read-only.")
+        return redirect("viewer:study", study_uid)
+    if report.author_id != request.user.pk:
+        # The case is now this reader's (reassigned, or the attending finalising a
+        # resident's preliminary): the draft goes with the lock, its text kept.
+        report = services.take_over(request.user, report)
     record(request, Action.REPORT_OPEN, study=study, detail={"report": report.pk})
     priors = (
         [

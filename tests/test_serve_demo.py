@@ -159,6 +159,17 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         review = sign_in_and_get_home.opener.open(f"{base}/identity/review/").read().decode()
         assert "LV-5540332" in review and "RCH-100871" in review
         assert "RCH-100234" not in review and "LV-5531178" not in review
+
+        # The worklist: a case per demo study, opened through the real arrival event; the
+        # Riverside CT head is STAT by routing rule. The admin gets the scheduler's view.
+        def worklist() -> str:
+            return sign_in_and_get_home.opener.open(f"{base}/worklist/").read().decode()
+
+        wait_for(lambda: worklist().count("data-case-id=") == 7, timeout=30)
+        page = worklist()
+        assert page.count('class="badge stat"') == 1 and "CT HEAD WO CONTRAST" in page
+        assert page.count('class="badge urgent"') == 2  # the echo and the ECG
+        assert "Reader load" in page and 'src="/static/worklist.js"' in page
         check_dicomweb_through_daphne(data, http_port)
         # The viewer through daphne: Mia's MR with her priors from both hospitals.
         viewer_links = re.findall(r'href="(/viewer/studies/[0-9.]+/)"', home)
@@ -186,5 +197,8 @@ def test_serve_demo_end_to_end_and_restart(tmp_path):
         reader = re.search(r"reader / demo-pass-123 \([^)]*\), TOTP secret (\w+)", out2).group(1)
         page = sign_in_and_get_home(http_port, reader, "reader")
         assert page.count("<tr>") == 10  # the demo's 8 and the one stored by STOW-RS above
+        base = f"http://127.0.0.1:{http_port}"
+        cases = sign_in_and_get_home.opener.open(f"{base}/worklist/").read().decode()
+        assert cases.count("data-case-id=") >= 7 and "Next case" in cases
     finally:
         stop(proc)

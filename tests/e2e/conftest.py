@@ -68,6 +68,10 @@ def demo_world(transactional_db, settings, monkeypatch) -> DemoWorld:
         outcome = ingest_instance(dataset, syntax, IngestSource(node.organization, sender, node))
         assert outcome.accepted, outcome.message
     match_pending_records()
+    from worklist.services import open_case
+
+    for study in Study.objects.all():
+        open_case(study.pk)  # what the study_received receiver does when a study is complete
     from pydicom.uid import generate_uid
 
     studies = {

@@ -14,6 +14,7 @@ from pypdf import PdfReader
 
 from reports.models import Report
 from tests.e2e.conftest import sign_in
+from worklist.models import Case
 
 pytestmark = pytest.mark.e2e
 
@@ -57,8 +58,14 @@ def test_measure_report_sign_and_deliver(browser, live_server, demo_world):
     measurement = saved.value.json()
     assert measurement["unit"] == "mm" and measurement["label"] == "lv_edd"
 
-    page.click("a.report-link")
+    # The reader claims the case on the worklist: the lock is taken, the editor opens.
+    page.goto(f"{live_server.url}/worklist/")
+    row = page.locator(f"tr[data-study-uid='{uid}']")
+    row.locator("button[data-action=lock]").click()
+    page.wait_for_url(f"**/reports/studies/{uid}/")
     page.wait_for_selector("#editor[data-ready=true]")
+    case = Case.objects.get(study__study_instance_uid=uid)
+    assert case.lock_holder.username == "reader" and case.status == "in_progress"
     page.click("text=Fill 1 field(s) from the viewer")
     page.wait_for_selector("#editor[data-ready=true]")
     expected_cm = round(measurement["value"] / 10, 2)
@@ -77,6 +84,8 @@ def test_measure_report_sign_and_deliver(browser, live_server, demo_world):
     page.wait_for_selector("#report-status:has-text('FINAL')")
     report = Report.objects.get(study__study_instance_uid=uid)
     assert report.status == "final"
+    case.refresh_from_db()
+    assert case.status == "final" and case.lock_holder is None  # signing released the lock
     context.close()
     assert errors == []
 

@@ -347,3 +347,54 @@ def test_admin_edit_of_a_used_template_saves_a_new_version(client, world):
     report.refresh_from_db()
     assert report.template_id == used.pk  # the report keeps the version it used
     assert services.choose_template(world.study).version == 2
+
+
+def test_the_case_lock_decides_who_writes_the_report(client, world, riverside):
+    """With a worklist case, opening the editor takes the case's lock; a second reader is
+    told who holds it and cannot save or sign; an ineligible reader is told why."""
+    from accounts.models import Membership
+    from worklist.models import Case
+    from worklist.services import open_case
+
+    for user in (world.reader, world.other_reader):
+        membership = Membership.objects.get(user=user)
+        membership.licensed_states = ["GA"]
+        membership.save()
+        membership.credentialed_facilities.set([riverside])
+    case = open_case(world.study.pk)
+    assert case is not None
+    login_verified(client, world.reader)
+    assert client.get(f"/reports/studies/{world.study.study_instance_uid}/").status_code == 200
+    case.refresh_from_db()
+    assert case.lock_holder == world.reader
+    report = Report.objects.get(study=world.study)
+
+    login_verified(client, world.other_reader)
+    refused = client.get(f"/reports/studies/{world.study.study_instance_uid}/", follow=True)
+    assert refused.redirect_chain[-1][0].startswith("/viewer/studies/")
+    assert "locked by reader since" in refused.content.decode()
+    with pytest.raises(services.ReportError, match="only the report's author"):
+        services.save_draft(world.other_reader, report, {"values": {"lv_edd": "9"}})
+    services.save_draft(world.reader, report, {"values": dict(FILLED)})
+    version = services.sign(world.reader, report, "final", PASSWORD, world.code())
+    assert version.kind == "final"
+
+    Membership.objects.filter(user=world.other_reader).update(licensed_states=[])
+    other_study = "1.2.826.0.1.3680043.8.498.7002"
+    from tests.dicomweb.conftest import ingest, part10
+
+    ingest(
+        part10(
+            "US1_UNCR.dcm",
+            StudyInstanceUID=other_study,
+            PatientID="RCH-8",
+            StudyDescription="ECHO TTE",
+        ),
+        riverside,
+    )
+    from archive.models import Study
+
+    assert open_case(Study.objects.get(study_instance_uid=other_study).pk) is not None
+    page = client.get(f"/reports/studies/{other_study}/", follow=True).content.decode()
+    assert "no licence in GA" in page
+    assert Case.objects.get(study__study_instance_uid=other_study).lock_holder is None

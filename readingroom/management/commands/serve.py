@@ -1,7 +1,8 @@
 """Run the whole system in one process: daphne (HTTP/WebSocket) and the DICOM SCP.
 
-On embedded defaults (no REDIS_URL) a thread also runs the arrival sweep that Celery beat
-runs in production. With --demo the demo data is loaded once the SCP listens.
+On embedded defaults (no REDIS_URL) a thread also runs the sweeps that Celery beat runs in
+production: arrivals, identity matching, and the worklist's SLA checks and lock expiry.
+With --demo the demo data is loaded once the SCP listens.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
 from reports.services import escalate_overdue
+from worklist.notifications import sweep as worklist_sweep
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def _sweep_loop(stop: threading.Event) -> None:
             sweep_arrivals()
             match_pending_records()
             escalate_overdue()
+            worklist_sweep()
         except Exception:
             log.exception("sweep failed")
         finally:

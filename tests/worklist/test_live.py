@@ -1,0 +1,194 @@
+"""The live path end to end: a reader's worklist open in headless Chromium, dcmtk storescu
+sends a study, and the case row appears without a reload in under 2 s from the association's
+release (storescu's exit). Embedded: `manage.py serve` (daphne + SCP, in-memory channel layer,
+eager Celery, SQLite). With REDIS_URL set: PostgreSQL + Redis with a separate DICOM server,
+daphne and Celery worker process. Another group's reader and another facility's referring
+physician, also signed in, receive no event and no row."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connections
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+
+from tests.conftest import ROOT, SERVICES, child_env, free_port, storescu, wait_for
+from tests.factories import pydicom_file
+from worklist.models import Priority, RoutingRule
+
+from .conftest import RIVERSIDE_REFERRING, verified_client
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.interop]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def stack(transactional_db, celery_worker_process, tmp_path):
+    """(http port, dicom port): the processes a deployment runs, on the test database."""
+    http_port, dicom_port = free_port(), free_port()
+    env = child_env(
+        HTTP_PORT=str(http_port),
+        DICOM_PORT=str(dicom_port),
+        SECRET_KEY=django_settings.SECRET_KEY,  # sessions made here must be valid there
+        SERVE_STATIC="1",
+        DICOM_WORKERS="1",
+    )
+    if celery_worker_process is not None:
+        env["READINGROOM_STORAGE_DIR"] = str(celery_worker_process.storage_dir)
+    commands = (
+        [
+            [sys.executable, "manage.py", "dicom_server", "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(http_port),
+                "readingroom.asgi:application",
+            ],
+        ]
+        if SERVICES
+        else [[sys.executable, "manage.py", "serve"]]
+    )
+    procs = []
+    try:
+        for n, argv in enumerate(commands):
+            log = (tmp_path / f"proc{n}.log").open("w")
+            procs.append(
+                subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            )
+        wait_for(lambda: _listening(http_port) and _listening(dicom_port), timeout=60)
+        yield http_port, dicom_port
+    finally:
+        for proc in procs:
+            _stop(proc)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists("/usr/bin/chromium"):
+        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+def _open_worklist(browser, client, user, http_port: int):
+    """A browser page signed in as `user` (session made here, MFA passed), on the worklist,
+    with every WebSocket frame it receives recorded."""
+    from django.test import Client
+
+    # One Client per user: signing another user in on the same client would end this session.
+    session_key = verified_client(Client(), user).cookies["sessionid"].value
+    context = browser.new_context()
+    context.add_cookies(
+        [{"name": "sessionid", "value": session_key, "domain": "127.0.0.1", "path": "/"}]
+    )
+    page = context.new_page()
+    page.frames_received = []
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda payload: page.frames_received.append(payload)),
+    )
+    page.console_lines = []
+    page.on("console", lambda m: page.console_lines.append(m.text))
+    page.goto(f"http://127.0.0.1:{http_port}/worklist/")
+    page.wait_for_selector("#live-status[data-state=live]", timeout=15000)
+    return page
+
+
+def _study_file(tmp_path):
+    ds = dcmread(pydicom_file("CT_small.dcm"))
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientID, ds.PatientName = "RCH-LIVE-1", "<b>LIVE</b>^MIA"
+    ds.ReferringPhysicianName = RIVERSIDE_REFERRING
+    path = tmp_path / "live.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path, ds.StudyInstanceUID
+
+
+def test_case_row_appears_live_within_two_seconds(stack, browser, world, client, tmp_path):
+    try:
+        http_port, dicom_port = stack
+        RoutingRule.objects.create(name="CT is STAT", modality="CT", priority=Priority.STAT)
+        reader = _open_worklist(browser, client, world.reader, http_port)
+        referrer = _open_worklist(browser, client, world.referrer, http_port)
+        outsiders = [
+            _open_worklist(browser, client, user, http_port)
+            for user in (world.other_reader, world.referrer2)
+        ]
+        path, study_uid = _study_file(tmp_path)
+        sent = storescu(dicom_port, path)
+        released = time.monotonic()
+        assert sent.returncode == 0, sent.stderr
+        row = f'tr[data-study-uid="{study_uid}"]'
+        reader.wait_for_selector(row, timeout=10000)
+        latency = time.monotonic() - released
+        assert latency < 2.0, f"row appeared {latency:.3f}s after the association was released"
+        # The page was never reloaded: the socket that was open before the send is the same.
+        assert reader.evaluate("performance.getEntriesByType('navigation').length") == 1
+        # (The id comes from the page: a query from here, beside Playwright's event loop, would
+        # open a second database connection that outlives the test.)
+        case_id = int(reader.get_attribute(row, "data-case-id"))
+        assert {"event": "case.created", "case_id": case_id} in [
+            json.loads(f) for f in reader.frames_received
+        ]
+        # STAT: the banner shows; the patient's name is text, not markup.
+        assert reader.is_visible("#stat-banner")
+        assert "<b>LIVE</b>" in reader.inner_text(f"{row} .patient")
+        referrer.wait_for_selector(row, timeout=5000)  # their own patient: they follow it
+        time.sleep(1.0)
+        for page in outsiders:
+            page.evaluate("1")  # let Playwright deliver any frames received meanwhile
+            assert page.frames_received == [], page.frames_received
+            assert page.locator(row).count() == 0
+        print(
+            f"live row latency: {latency * 1000:.0f} ms ({'services' if SERVICES else 'embedded'})"
+        )
+
+    finally:
+        # ORM calls made beside Playwright's event loop run on a connection of their own
+        # (asgiref's context-local connections); close it so the test database can be dropped.
+        connections.close_all()
