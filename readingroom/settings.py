@@ -180,6 +180,7 @@ CELERY_BEAT_SCHEDULE = {
     "archive.sweep_arrivals": {"task": "archive.sweep_arrivals", "schedule": 10.0},
     "identity.match_pending": {"task": "identity.match_pending", "schedule": 30.0},
     "reports.escalate_critical": {"task": "reports.escalate_critical", "schedule": 60.0},
+    "reports.retry_outputs": {"task": "reports.retry_outputs", "schedule": 60.0},
     "worklist.sweep": {"task": "worklist.sweep", "schedule": 30.0},
 }
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 UID_ROOT = "1.2.826.0.1.3680043.10.1188.9."  # ReadingRoom report objects
 MAX_KEY_IMAGES = 4
-DESTINATIONS = ("portal",)  # HL7 ORU^R01 joins here when integrations/ exists
+DESTINATIONS = ("portal",)  # each has a transport in TRANSPORTS
 
 
 def _field_line(spec: dict, value: str) -> str:
@@ -165,6 +165,11 @@ def _like(report: Report) -> pydicom.Dataset:
     return pydicom.dcmread(get_storage().path(instance.storage_key), stop_before_pixels=True)
 
 
+def archive_uid(version: ReportVersion) -> str:
+    """SOP Instance UID of the version's Encapsulated PDF in the archive."""
+    return _uid(version, "pdf")
+
+
 def _uid(version: ReportVersion, what: str) -> str:
     """Deterministic: storing the same version again is a duplicate, not a second object."""
     return generate_uid(
@@ -233,18 +238,47 @@ def referring_users(report: Report):
     return get_user_model().objects.filter(pk__in=ids, is_active=True)
 
 
-def create_deliveries(version: ReportVersion) -> None:
-    """The portal is delivered as soon as the version exists (it reads the database); other
-    destinations start pending and are retried by their transport."""
+def _portal(delivery) -> None:
+    """The portal reads signed versions from the database: delivered once they exist."""
+
+
+# destination -> transport: raises to fail the attempt (retried with back-off). HL7 ORU^R01
+# joins here when integrations/ exists.
+TRANSPORTS = {"portal": _portal}
+MAX_BACKOFF_MINUTES = 60
+
+
+def attempt(delivery, now=None) -> int:
+    """One try of one delivery; 1 if delivered. Failures back off 1, 2, 4... minutes."""
+    from datetime import timedelta
+
+    now = now or timezone.now()
+    delivery.attempts += 1
+    try:
+        TRANSPORTS[delivery.destination](delivery)
+    except Exception as exc:  # the transport's own error, kept for the operator
+        delivery.status = delivery.Status.FAILED
+        delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        delay = min(2 ** (delivery.attempts - 1), MAX_BACKOFF_MINUTES)
+        delivery.next_attempt_at = now + timedelta(minutes=delay)
+        delivery.save()
+        return 0
+    delivery.status = delivery.Status.DELIVERED
+    delivery.delivered_at = now
+    delivery.last_error = ""
+    delivery.next_attempt_at = None
+    delivery.save()
+    return 1
+
+
+def create_deliveries(version: ReportVersion, now=None) -> None:
+    """One delivery per destination, tried at once; then the ordering physician's e-mail."""
     from .models import Delivery
 
-    now = timezone.now()
     for destination in DESTINATIONS:
-        Delivery.objects.get_or_create(
-            version=version,
-            destination=destination,
-            defaults={"status": Delivery.Status.DELIVERED, "delivered_at": now, "attempts": 1},
-        )
+        delivery, created = Delivery.objects.get_or_create(version=version, destination=destination)
+        if created:
+            attempt(delivery, now)
     link = settings.SITE_URL + reverse("reports:portal-report", args=[version.report_id])
     for user in referring_users(version.report):
         if user.email:

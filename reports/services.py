@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Max
 from django.dispatch import Signal
 from django.utils import timezone
@@ -82,9 +82,63 @@ def open_report(user, study: Study) -> Report:
         template=template,
         author=user,
         values=defaults(template),
+        comparison=comparison_statement(user, study),
         height_cm=float(study.patient_size_m) * 100 if study.patient_size_m else None,
         weight_kg=float(study.patient_weight_kg) if study.patient_weight_kg else None,
     )
+
+
+def comparison_statement(user, study: Study) -> str:
+    """The same child's other studies this reader can see, newest first, as the draft's
+    comparison statement (the reader edits it down to the priors actually used)."""
+    from accounts.policy import visible_studies
+
+    person = study.patient_record.person_id
+    priors = (
+        visible_studies(user)
+        .filter(patient_record__person=person, study_date__isnull=False)
+        .exclude(pk=study.pk)
+        .select_related("organization")
+        .order_by("-study_date")[:10]
+        if person
+        else []
+    )
+    listed = [
+        f"{p.study_date:%Y-%m-%d} {p.study_description or p.modalities_in_study} "
+        f"({p.institution_name or p.organization.name})"
+        for p in priors
+    ]
+    return f"Compared with: {'; '.join(listed)}." if listed else "No prior studies available."
+
+
+def retry_outputs(now: datetime | None = None) -> dict[str, int]:
+    """Sweep: outputs a crash (or a mail/archive outage) left undone. A signed version
+    without its DICOM copy in the study gets it (same UIDs: a retry is a duplicate, never a
+    second object); deliveries not yet delivered are attempted again when due."""
+    from archive.models import Instance
+
+    from .models import Delivery
+
+    now = now or timezone.now()
+    done = {"archived": 0, "delivered": 0}
+    recent = ReportVersion.objects.filter(signed_at__gte=now - timedelta(days=7)).select_related(
+        "report__study"
+    )
+    for version in recent:
+        if not Instance.objects.filter(sop_instance_uid=outputs.archive_uid(version)).exists():
+            try:
+                outputs.store_in_archive(version)
+                done["archived"] += 1
+            except Exception:
+                log.exception("report version %s: archive copy failed again", version.pk)
+        if not version.deliveries.exists():
+            outputs.create_deliveries(version, now)
+    due = Delivery.objects.exclude(status=Delivery.Status.DELIVERED).filter(
+        models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now)
+    )
+    for delivery in due:
+        done["delivered"] += outputs.attempt(delivery, now)
+    return done
 
 
 def _hold(user, study: Study) -> None:
@@ -349,7 +403,7 @@ def _after_signature(version_id: int) -> None:
     version = ReportVersion.objects.select_related("report__study").get(pk=version_id)
     try:
         outputs.store_in_archive(version)
-    except Exception:  # the signature stands; the archive copy is retried by the sweep
+    except Exception:  # the signature stands; retry_outputs stores the copy later
         log.exception("storing report version %s in the archive failed", version_id)
     outputs.create_deliveries(version)
     report_signed.send(

@@ -9,3 +9,11 @@ def escalate_critical() -> int:
     from .services import escalate_overdue
 
     return len(escalate_overdue())
+
+
+@shared_task(name="reports.retry_outputs")
+def retry_outputs() -> dict:
+    """Beat: archive copies and deliveries a crash or an outage left undone."""
+    from .services import retry_outputs as sweep
+
+    return sweep()

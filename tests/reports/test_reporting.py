@@ -398,3 +398,55 @@ def test_the_case_lock_decides_who_writes_the_report(client, world, riverside):
     page = client.get(f"/reports/studies/{other_study}/", follow=True).content.decode()
     assert "no licence in GA" in page
     assert Case.objects.get(study__study_instance_uid=other_study).lock_holder is None
+
+
+def test_comparison_lists_the_priors_the_reader_can_see(world, riverside):
+    from tests.dicomweb.conftest import ingest, part10
+
+    ingest(
+        part10(
+            "US1_UNCR.dcm",
+            StudyInstanceUID="1.2.826.0.1.3680043.8.498.7003",
+            PatientID="RCH-7",
+            PatientName="NGUYEN^LIAM",
+            PatientBirthDate="20240802",
+            PatientSex="M",
+            StudyDate="20260301",
+            StudyDescription="ECHO LIMITED",
+            InstitutionName="Riverside General",
+        ),
+        riverside,
+    )
+    report = services.open_report(world.reader, world.study)
+    assert report.comparison == "Compared with: 2026-03-01 ECHO LIMITED (Riverside General)."
+
+
+def test_outputs_a_crash_left_undone_are_redone_once(world, monkeypatch):
+    """Signed, but the process died before the post-commit outputs: the sweep stores the
+    DICOM copies and delivers; a failing destination backs off and is retried."""
+    from reports import outputs
+    from reports.models import Delivery
+
+    report = draft(world)
+    version = services.sign(world.reader, report, "final", PASSWORD, world.code())  # no on_commit
+    assert not Instance.objects.filter(sop_instance_uid=outputs.archive_uid(version)).exists()
+    calls = []
+
+    def flaky(delivery):
+        calls.append(delivery.attempts)
+        if len(calls) == 1:
+            raise ConnectionError("EHR interface engine unreachable")
+
+    monkeypatch.setattr(outputs, "DESTINATIONS", ("portal", "hl7-test"))
+    monkeypatch.setitem(outputs.TRANSPORTS, "hl7-test", flaky)
+    now = timezone.now()
+    assert services.retry_outputs(now) == {"archived": 1, "delivered": 0}
+    assert Instance.objects.filter(sop_instance_uid=outputs.archive_uid(version)).exists()
+    failed = Delivery.objects.get(destination="hl7-test")
+    assert failed.status == "failed" and "unreachable" in failed.last_error
+    assert failed.next_attempt_at == now + timedelta(minutes=1)
+    assert Delivery.objects.get(destination="portal").status == "delivered"
+    assert services.retry_outputs(now) == {"archived": 0, "delivered": 0}  # not due yet
+    assert services.retry_outputs(now + timedelta(minutes=2)) == {"archived": 0, "delivered": 1}
+    failed.refresh_from_db()
+    assert failed.status == "delivered" and failed.attempts == 2 and len(calls) == 2

@@ -19,7 +19,7 @@ from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
-from reports.services import escalate_overdue
+from reports.services import escalate_overdue, retry_outputs
 from worklist.notifications import sweep as worklist_sweep
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ def _sweep_loop(stop: threading.Event) -> None:
             sweep_arrivals()
             match_pending_records()
             escalate_overdue()
+            retry_outputs()
             worklist_sweep()
         except Exception:
             log.exception("sweep failed")
