@@ -128,6 +128,12 @@ def test_ecg_grid_leads_and_caliper(browser, live_server, demo_world):
     )
     assert page.locator("svg.ecg g.lead.rhythm").count() == 1
     assert "25 mm/s" in page.locator("svg.ecg .scale-label").first.text_content()
+    # The grid in the SVG's millimetre units: 1 mm minor, 5 mm major squares.
+    assert page.locator("svg.ecg pattern.grid-minor").get_attribute("width") == "1"
+    assert page.locator("svg.ecg pattern.grid-major").get_attribute("width") == "5"
+    # ... drawn at true size: one SVG unit is one CSS millimetre (96 px per 25.4 mm).
+    scale = page.evaluate("() => document.querySelector('svg.ecg').getScreenCTM().a")
+    assert scale == pytest.approx(96 / 25.4, rel=0.01)
     # A caliper 25 mm wide at 25 mm/s is one second.
     points = page.evaluate(
         """() => {
