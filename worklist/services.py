@@ -168,7 +168,9 @@ def reader_loads(group_ids) -> dict[int, tuple[int, int]]:
 
 
 def _open_case(case_id: int) -> Case:
-    case = Case.objects.select_related("facility", "study").filter(pk=case_id).first()
+    case = (
+        Case.objects.select_related("facility", "study", "lock_holder").filter(pk=case_id).first()
+    )
     if case is None:
         raise WorklistError("No such case.", "missing", 404)
     if not case.is_open:
@@ -340,6 +342,11 @@ def _lock_expired() -> Q:
     return Q(lock_seen_at__lt=cutoff)
 
 
+def _expired(case: Case) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKLIST_LOCK_TIMEOUT_SECONDS)
+    return case.lock_seen_at is None or case.lock_seen_at < cutoff
+
+
 def _locked_message(case: Case) -> str:
     since = timezone.localtime(case.locked_at).strftime("%H:%M:%S") if case.locked_at else "?"
     return f"Locked by {case.lock_holder} since {since}."
@@ -353,6 +360,8 @@ def take_lock(case_id: int, reader, request=None) -> LockState:
     """
     case = _open_case(case_id)
     _require_eligible(case, reader)
+    if case.lock_holder_id not in (None, reader.pk) and not _expired(case):
+        return LockState(False, str(case.lock_holder), case.locked_at)
     if case.assignee_id not in (None, reader.pk):
         raise WorklistError(f"The case is assigned to {case.assignee}.", "assigned", 409)
     if case.assignee_id is None and mode_of(case.reading_group_id) == AssignmentMode.NEXT_CASE:

@@ -226,3 +226,64 @@ def test_page_resynchronises_after_a_gap(stack, browser, world, client):
         assert reader.evaluate("window.sameDocument === true")
     finally:
         connections.close_all()
+
+
+def test_scheduler_assigns_and_readers_race_for_the_lock_in_the_browser(
+    stack, browser, world, client
+):
+    """The scheduler's dialog greys out the reader not licensed in PA and assigns to the other;
+    every open page updates in place; of two readers pressing Open to report, the second is
+    told who holds the lock and since when."""
+    from worklist import services
+
+    from .conftest import LAKEVIEW_REFERRING, make_study
+
+    try:
+        study = make_study(world.lakeview, "MR", "MR BRAIN", referring=LAKEVIEW_REFERRING)
+        case = services.open_case(study.pk)
+        # Opened here before the pages load (on embedded defaults this process's events do
+        # not reach the server's in-memory layer); later changes go through the server.
+        other = services.open_case(make_study(world.riverside).pk)
+        row = f"#case-{case.pk}"
+        scheduler = _open_worklist(browser, client, world.scheduler, stack.http_port)
+        reader = _open_worklist(browser, client, world.reader, stack.http_port)
+        scheduler.click(f"{row} button[data-action=readers]")
+        choice = scheduler.wait_for_selector("#reader-choice li.ineligible")
+        assert "no licence in PA" in choice.inner_text()
+        assert scheduler.is_disabled("#reader-choice li.ineligible button")
+        scheduler.click(f"#reader-choice button[data-reader='{world.reader.pk}']")
+        scheduler.wait_for_selector("#worklist-message:has-text('Assigned to reader.')")
+        scheduler.wait_for_selector(f"{row} td.assignee:has-text('reader')")
+
+        # Two readers at one Riverside case: the first click wins, the second is told.
+        reader2 = _open_worklist(browser, client, world.reader2, stack.http_port)
+        other_row = f"#case-{other.pk}"
+        press = f"document.querySelector('{other_row} button[data-action=lock]').click()"
+        for page in (reader, reader2):
+            page.wait_for_selector(other_row)
+        reader.evaluate(press)  # both press at (nearly) the same moment
+        reader2.evaluate(press)
+        study_url = f"/studies/{other.study.study_instance_uid}/"
+
+        def outcome(page) -> str:
+            from playwright.sync_api import Error
+
+            if page.url.endswith(study_url):
+                return "won"
+            try:
+                bad = page.query_selector("#worklist-message.bad")
+                return bad.inner_text() if bad else ""
+            except Error:  # navigating to the study page right now
+                return ""
+
+        wait_for(lambda: all(outcome(p) for p in (reader, reader2)), timeout=10)
+        results = {name: outcome(p) for name, p in (("reader", reader), ("reader2", reader2))}
+        winners = [name for name, result in results.items() if result == "won"]
+        assert len(winners) == 1, results
+        (loser,) = [r for r in results.values() if r != "won"]
+        assert loser.startswith(f"Locked by {winners[0]} since "), results
+        # Everyone's list shows the lock, live.
+        scheduler.wait_for_selector(f"{other_row} td.lock:has-text('{winners[0]} since')")
+        assert scheduler.evaluate("window.sameDocument === true")
+    finally:
+        connections.close_all()
