@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Role
-from archive.models import Series, Study
+from archive.models import Study
 from audit.models import Action
 from audit.services import record
 
@@ -27,13 +27,13 @@ from . import events, routing
 from .models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
-    PRIORITY_WEIGHT,
     SIGNED_STATUSES,
     AssignmentMode,
     Case,
     CaseStatus,
     GroupSettings,
 )
+from .routing import eligible_reader, group_readers, group_readers_for, reader_loads, study_facts
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,6 @@ class WorklistError(Exception):
 
 
 # --- opening cases ----------------------------------------------------------------------------
-
-
-def study_facts(study: Study) -> routing.StudyFacts:
-    series = Series.objects.filter(study=study).values_list("modality", "body_part_examined")
-    modalities = {m for m, _ in series if m} | set(study.modality_list)
-    body_parts = {b for _, b in series if b} | {b for b in study.body_parts.split("\\") if b}
-    return routing.StudyFacts(
-        facility_id=study.organization_id,
-        modalities=tuple(sorted(modalities)),
-        description=study.study_description,
-        body_parts=tuple(sorted(body_parts)),
-    )
 
 
 def open_case(study_id: int, order_priority: str | None = None) -> Case | None:
@@ -129,39 +117,6 @@ def _detail(case: Case) -> dict:
 def mode_of(group_id: int) -> str:
     found = GroupSettings.objects.filter(reading_group_id=group_id).first()
     return found.assignment_mode if found else AssignmentMode.MANUAL
-
-
-# --- who may read ------------------------------------------------------------------------------
-
-
-def group_readers(group_id: int) -> list[Membership]:
-    return list(
-        Membership.objects.filter(organization_id=group_id, role=Role.READER, active=True)
-        .select_related("user", "organization")
-        .prefetch_related("credentialed_facilities")
-        .order_by("user__username")
-    )
-
-
-def eligible_reader(case: Case, user) -> Membership | None:
-    for membership in group_readers(case.reading_group_id):
-        if membership.user_id == user.pk and not routing.ineligibility(
-            membership, case.facility, case.subspecialty
-        ):
-            return membership
-    return None
-
-
-def reader_loads(group_ids) -> dict[int, tuple[int, int]]:
-    """{user id: (open cases assigned, load weighted by priority)} over the given groups."""
-    loads: dict[int, tuple[int, int]] = {}
-    rows = Case.objects.filter(
-        reading_group_id__in=list(group_ids), status__in=OPEN_STATUSES, assignee__isnull=False
-    ).values_list("assignee_id", "priority")
-    for user_id, priority in rows:
-        count, weight = loads.get(user_id, (0, 0))
-        loads[user_id] = (count + 1, weight + PRIORITY_WEIGHT[priority])
-    return loads
 
 
 # --- assignment --------------------------------------------------------------------------------
@@ -319,14 +274,6 @@ def next_case(reader, request=None) -> Case | None:
     return None
 
 
-def group_readers_for(user, groups) -> list[Membership]:
-    return list(
-        Membership.objects.filter(
-            user=user, organization_id__in=list(groups), role=Role.READER, active=True
-        ).prefetch_related("credentialed_facilities")
-    )
-
-
 # --- locking -----------------------------------------------------------------------------------
 
 
@@ -482,6 +429,29 @@ def set_report_status(case_id: int, status: str) -> Case:
         Case.objects.filter(pk=case.pk).update(**changes)
         case.refresh_from_db()
         events.publish(case, "case.updated")
+    return case
+
+
+def merge_study(case_id: int, study_id: int, by, request=None) -> Case:
+    """Read another study of the same patient and facility as part of this case (one report
+    for both): it joins merged_studies and its own open case, if any, is cancelled."""
+    case = _open_case(case_id)
+    study = Study.objects.filter(pk=study_id).select_related("patient_record").first()
+    if study is None or study.pk == case.study_id:
+        raise WorklistError("Choose another study to merge.", "bad_study")
+    if (study.organization_id, study.patient_record_id) != (
+        case.study.organization_id,
+        case.study.patient_record_id,
+    ):
+        raise WorklistError("Only studies of the same patient and facility merge.", "mismatch")
+    own = Case.objects.filter(study=study, status__in=OPEN_STATUSES).first()
+    with transaction.atomic():
+        case.merged_studies.add(study)
+        Case.objects.filter(pk=case.pk).update(updated_at=timezone.now())
+        events.publish(case, "case.updated")
+    if own is not None and own.pk != case.pk:
+        cancel_case(own.pk, by, request=request)
+    record(request, Action.CASE_UPDATE, user=by, study=case.study, detail={"merged": study.pk})
     return case
 
 
