@@ -200,8 +200,9 @@ def main() -> None:
         finally:
             import redis
 
-            redis.Redis.from_url(args.redis_url).flushdb()
-            finish_run([], children, args, base)
+            finish_run([], children, args, base)  # stops the servers first
+            if not args.keep:
+                redis.Redis.from_url(args.redis_url).flushdb()
 
 
 def run(args, counts: list[int], base: Path, children: Children) -> None:

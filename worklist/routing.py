@@ -1,7 +1,6 @@
-"""Routing (which group reads a study, at what priority and SLA) and reader eligibility.
-
-Pure decisions over rows already loaded: the services apply them. Kept apart so the table of
-rules and the eligibility reasons can be tested without a study on disk.
+"""Routing (which group reads a study, at what priority and SLA), reader eligibility and
+reader load: the decisions and read-only lookups the services act on. Kept apart so the
+table of rules and the eligibility reasons can be tested without a study on disk.
 """
 
 from __future__ import annotations
@@ -12,8 +11,9 @@ from datetime import timedelta
 from django.conf import settings
 
 from accounts.models import Membership, Organization, ReadingAgreement, Role
+from archive.models import Series, Study
 
-from .models import AgreementTerms, Priority, RoutingRule
+from .models import OPEN_STATUSES, PRIORITY_WEIGHT, AgreementTerms, Case, Priority, RoutingRule
 
 
 @dataclass(frozen=True)
@@ -130,3 +130,53 @@ def _label(subspecialty: str) -> str:
     from accounts.models import Subspecialty
 
     return dict(Subspecialty.choices).get(subspecialty, subspecialty).lower()
+
+
+def study_facts(study: Study) -> StudyFacts:
+    series = Series.objects.filter(study=study).values_list("modality", "body_part_examined")
+    modalities = {m for m, _ in series if m} | set(study.modality_list)
+    body_parts = {b for _, b in series if b} | {b for b in study.body_parts.split("\\") if b}
+    return StudyFacts(
+        facility_id=study.organization_id,
+        modalities=tuple(sorted(modalities)),
+        description=study.study_description,
+        body_parts=tuple(sorted(body_parts)),
+    )
+
+
+def group_readers(group_id: int) -> list[Membership]:
+    return list(
+        Membership.objects.filter(organization_id=group_id, role=Role.READER, active=True)
+        .select_related("user", "organization")
+        .prefetch_related("credentialed_facilities")
+        .order_by("user__username")
+    )
+
+
+def eligible_reader(case: Case, user) -> Membership | None:
+    for membership in group_readers(case.reading_group_id):
+        if membership.user_id == user.pk and not ineligibility(
+            membership, case.facility, case.subspecialty
+        ):
+            return membership
+    return None
+
+
+def reader_loads(group_ids) -> dict[int, tuple[int, int]]:
+    """{user id: (open cases assigned, load weighted by priority)} over the given groups."""
+    loads: dict[int, tuple[int, int]] = {}
+    rows = Case.objects.filter(
+        reading_group_id__in=list(group_ids), status__in=OPEN_STATUSES, assignee__isnull=False
+    ).values_list("assignee_id", "priority")
+    for user_id, priority in rows:
+        count, weight = loads.get(user_id, (0, 0))
+        loads[user_id] = (count + 1, weight + PRIORITY_WEIGHT[priority])
+    return loads
+
+
+def group_readers_for(user, groups) -> list[Membership]:
+    return list(
+        Membership.objects.filter(
+            user=user, organization_id__in=list(groups), role=Role.READER, active=True
+        ).prefetch_related("credentialed_facilities")
+    )

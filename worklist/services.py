@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Role
-from archive.models import Instance, Series, Study
+from archive.models import Instance, Study
 from audit.models import Action
 from audit.services import record
 
@@ -27,13 +27,13 @@ from . import events, routing
 from .models import (
     OPEN_STATUSES,
     PRIORITY_RANK,
-    PRIORITY_WEIGHT,
     SIGNED_STATUSES,
     AssignmentMode,
     Case,
     CaseStatus,
     GroupSettings,
 )
+from .routing import eligible_reader, group_readers, group_readers_for, reader_loads, study_facts
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,6 @@ class WorklistError(Exception):
 
 
 # --- opening cases ----------------------------------------------------------------------------
-
-
-def study_facts(study: Study) -> routing.StudyFacts:
-    series = Series.objects.filter(study=study).values_list("modality", "body_part_examined")
-    modalities = {m for m, _ in series if m} | set(study.modality_list)
-    body_parts = {b for _, b in series if b} | {b for b in study.body_parts.split("\\") if b}
-    return routing.StudyFacts(
-        facility_id=study.organization_id,
-        modalities=tuple(sorted(modalities)),
-        description=study.study_description,
-        body_parts=tuple(sorted(body_parts)),
-    )
 
 
 def open_case(study_id: int, order_priority: str | None = None) -> Case | None:
@@ -143,44 +131,13 @@ def mode_of(group_id: int) -> str:
     return found.assignment_mode if found else AssignmentMode.MANUAL
 
 
-# --- who may read ------------------------------------------------------------------------------
-
-
-def group_readers(group_id: int) -> list[Membership]:
-    return list(
-        Membership.objects.filter(organization_id=group_id, role=Role.READER, active=True)
-        .select_related("user", "organization")
-        .prefetch_related("credentialed_facilities")
-        .order_by("user__username")
-    )
-
-
-def eligible_reader(case: Case, user) -> Membership | None:
-    for membership in group_readers(case.reading_group_id):
-        if membership.user_id == user.pk and not routing.ineligibility(
-            membership, case.facility, case.subspecialty
-        ):
-            return membership
-    return None
-
-
-def reader_loads(group_ids) -> dict[int, tuple[int, int]]:
-    """{user id: (open cases assigned, load weighted by priority)} over the given groups."""
-    loads: dict[int, tuple[int, int]] = {}
-    rows = Case.objects.filter(
-        reading_group_id__in=list(group_ids), status__in=OPEN_STATUSES, assignee__isnull=False
-    ).values_list("assignee_id", "priority")
-    for user_id, priority in rows:
-        count, weight = loads.get(user_id, (0, 0))
-        loads[user_id] = (count + 1, weight + PRIORITY_WEIGHT[priority])
-    return loads
-
-
 # --- assignment --------------------------------------------------------------------------------
 
 
 def _open_case(case_id: int) -> Case:
-    case = Case.objects.select_related("facility", "study").filter(pk=case_id).first()
+    case = (
+        Case.objects.select_related("facility", "study", "lock_holder").filter(pk=case_id).first()
+    )
     if case is None:
         raise WorklistError("No such case.", "missing", 404)
     if not case.is_open:
@@ -339,14 +296,6 @@ def next_case(reader, request=None) -> Case | None:
     return None
 
 
-def group_readers_for(user, groups) -> list[Membership]:
-    return list(
-        Membership.objects.filter(
-            user=user, organization_id__in=list(groups), role=Role.READER, active=True
-        ).prefetch_related("credentialed_facilities")
-    )
-
-
 # --- locking -----------------------------------------------------------------------------------
 
 
@@ -362,6 +311,11 @@ def _lock_expired() -> Q:
     return Q(lock_seen_at__lt=cutoff)
 
 
+def _expired(case: Case) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=settings.WORKLIST_LOCK_TIMEOUT_SECONDS)
+    return case.lock_seen_at is None or case.lock_seen_at < cutoff
+
+
 def _locked_message(case: Case) -> str:
     since = timezone.localtime(case.locked_at).strftime("%H:%M:%S") if case.locked_at else "?"
     return f"Locked by {case.lock_holder} since {since}."
@@ -375,6 +329,8 @@ def take_lock(case_id: int, reader, request=None) -> LockState:
     """
     case = _open_case(case_id)
     _require_eligible(case, reader)
+    if case.lock_holder_id not in (None, reader.pk) and not _expired(case):
+        return LockState(False, str(case.lock_holder), case.locked_at)
     if case.assignee_id not in (None, reader.pk):
         raise WorklistError(f"The case is assigned to {case.assignee}.", "assigned", 409)
     if case.assignee_id is None and mode_of(case.reading_group_id) == AssignmentMode.NEXT_CASE:
@@ -495,6 +451,29 @@ def set_report_status(case_id: int, status: str) -> Case:
         Case.objects.filter(pk=case.pk).update(**changes)
         case.refresh_from_db()
         events.publish(case, "case.updated")
+    return case
+
+
+def merge_study(case_id: int, study_id: int, by, request=None) -> Case:
+    """Read another study of the same patient and facility as part of this case (one report
+    for both): it joins merged_studies and its own open case, if any, is cancelled."""
+    case = _open_case(case_id)
+    study = Study.objects.filter(pk=study_id).select_related("patient_record").first()
+    if study is None or study.pk == case.study_id:
+        raise WorklistError("Choose another study to merge.", "bad_study")
+    if (study.organization_id, study.patient_record_id) != (
+        case.study.organization_id,
+        case.study.patient_record_id,
+    ):
+        raise WorklistError("Only studies of the same patient and facility merge.", "mismatch")
+    own = Case.objects.filter(study=study, status__in=OPEN_STATUSES).first()
+    with transaction.atomic():
+        case.merged_studies.add(study)
+        Case.objects.filter(pk=case.pk).update(updated_at=timezone.now())
+        events.publish(case, "case.updated")
+    if own is not None and own.pk != case.pk:
+        cancel_case(own.pk, by, request=request)
+    record(request, Action.CASE_UPDATE, user=by, study=case.study, detail={"merged": study.pk})
     return case
 
 

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import notifications, services
-
-
-@shared_task(name="worklist.open_case")
-def open_case(study_id: int) -> int | None:
-    case = services.open_case(study_id)
-    return case.pk if case else None
+from . import notifications
 
 
 @shared_task(name="worklist.notify_stat")

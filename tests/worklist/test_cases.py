@@ -128,3 +128,26 @@ def test_cancel_and_report_statuses(world):
     with pytest.raises(services.WorklistError) as refused:
         services.assign_case(case.pk, world.reader, by=world.scheduler)
     assert refused.value.status == 409
+
+
+def test_merge_a_second_study_into_a_case(world):
+    from archive.models import Study
+
+    first = make_study(world.riverside)
+    case = services.open_case(first.pk)
+    second = Study.objects.create(
+        study_instance_uid=first.study_instance_uid + ".2",
+        organization=world.riverside,
+        patient_record=first.patient_record,
+        first_received_at=first.first_received_at,
+        last_received_at=first.last_received_at,
+    )
+    second_case = services.open_case(second.pk)
+    services.merge_study(case.pk, second.pk, world.scheduler)
+    assert list(case.merged_studies.all()) == [second]
+    second_case.refresh_from_db()
+    assert second_case.status == CaseStatus.CANCELLED
+    stranger = make_study(world.riverside)
+    with pytest.raises(services.WorklistError) as refused:
+        services.merge_study(case.pk, stranger.pk, world.scheduler)
+    assert refused.value.code == "mismatch"
