@@ -48,3 +48,12 @@ def _lock_cutoff():
 def _locked(holder, since) -> str:
     when = timezone.localtime(since).strftime("%H:%M:%S") if since else "?"
     return f"This case is locked by {holder} since {when}."
+
+
+def touch(user, study) -> bool:
+    """Keep `user`'s live lock alive (the editor's and the viewer's heartbeat); never takes a
+    lock nobody gave them. False when they do not hold it."""
+    from worklist.services import touch_lock
+
+    case = _case(study)
+    return bool(case and case.lock_holder_id == user.pk and touch_lock(case.pk, user))

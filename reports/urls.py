@@ -10,6 +10,7 @@ app_name = "reports"
 
 urlpatterns = [
     path("studies/<uid:study_uid>/", views.editor, name="editor"),
+    path("studies/<uid:study_uid>/heartbeat", views.heartbeat, name="heartbeat"),
     path("<int:pk>/", views.report_page, name="report"),
     path("<int:pk>/draft", views.autosave, name="autosave"),
     path("<int:pk>/import-measurements", views.import_measurements, name="import-measurements"),

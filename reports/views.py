@@ -20,7 +20,7 @@ from audit.models import Action
 from audit.services import record
 
 from . import services
-from .casework import Locked, hold
+from .casework import Locked, hold, touch
 from .models import CriticalResult, Report, ReportVersion
 
 
@@ -111,6 +111,14 @@ def autosave(request: HttpRequest, pk: int) -> JsonResponse:
             "missing": services.missing_required(report),
         }
     )
+
+
+@login_required
+@require_POST
+def heartbeat(request: HttpRequest, study_uid: str) -> JsonResponse:
+    """While the editor or the viewer of a case this reader holds is open, the lock stays."""
+    study = visible_study_or_404(request, study_uid, "report_heartbeat")
+    return JsonResponse({"held": touch(request.user, study)})
 
 
 @login_required

@@ -13,6 +13,7 @@
   const key = `readingroom-report-${root.dataset.report}`;
   const SAVE_DELAY_MS = 800;
   const RETRY_MS = 3000;
+  const HEARTBEAT_MS = 60000;
   let timer = null;
 
   function collect() {
@@ -121,5 +122,9 @@
     state.textContent = "restoring unsaved typing…";
     save();
   }
+  // The case's lock lives while this page is open, typing or not.
+  setInterval(() => {
+    fetch(root.dataset.heartbeat, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrf } });
+  }, HEARTBEAT_MS);
   root.dataset.ready = "true";
 })();

@@ -557,5 +557,12 @@
     vp.setStack(cell.stack || null, cell.preset || "", cell.index || 0); // index: a key image
     if (data.layout.autoplay && vp.stack && vp.stack.multiframe) vp.play();
   });
+  // Reading the images of a case this reader holds keeps its lock alive (the server only
+  // touches a lock the reader already holds).
+  if (root.dataset.heartbeat) {
+    setInterval(() => {
+      fetch(root.dataset.heartbeat, { method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": RR.csrf } });
+    }, 60000);
+  }
   root.dataset.ready = "true";
 })();

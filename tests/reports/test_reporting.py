@@ -450,3 +450,26 @@ def test_outputs_a_crash_left_undone_are_redone_once(world, monkeypatch):
     assert services.retry_outputs(now + timedelta(minutes=2)) == {"archived": 0, "delivered": 1}
     failed.refresh_from_db()
     assert failed.status == "delivered" and failed.attempts == 2 and len(calls) == 2
+
+
+def test_heartbeat_keeps_only_a_held_lock_alive(client, world, riverside):
+    from accounts.models import Membership
+    from worklist.models import Case
+    from worklist.services import open_case
+
+    for user in (world.reader, world.other_reader):
+        membership = Membership.objects.get(user=user)
+        membership.licensed_states = ["GA"]
+        membership.save()
+        membership.credentialed_facilities.set([riverside])
+    case = open_case(world.study.pk)
+    url = f"/reports/studies/{world.study.study_instance_uid}/heartbeat"
+    login_verified(client, world.other_reader)
+    assert client.post(url).json() == {"held": False}  # a heartbeat never takes a lock
+    assert Case.objects.get(pk=case.pk).lock_holder is None
+    login_verified(client, world.reader)
+    client.get(f"/reports/studies/{world.study.study_instance_uid}/")
+    stale = timezone.now() - timedelta(minutes=10)
+    Case.objects.filter(pk=case.pk).update(lock_seen_at=stale)
+    assert client.post(url).json() == {"held": True}
+    assert Case.objects.get(pk=case.pk).lock_seen_at > stale
