@@ -15,6 +15,7 @@
   const RETRY_MS = 3000;
   const HEARTBEAT_MS = 60000;
   let timer = null;
+  let leaving = false;
 
   function collect() {
     const body = { values: {} };
@@ -60,7 +61,10 @@
         return;
       }
       const latest = JSON.parse(localStorage.getItem(key) || "null");
-      if (latest && latest.at === at) localStorage.removeItem(key); // nothing newer typed
+      // Nothing newer typed: the browser's copy can go. Not while leaving the page: the
+      // next page may already be rendering the older server draft, so it must still find
+      // this copy, restore it and send it again (a repeated save is harmless).
+      if (latest && latest.at === at && !leaving) localStorage.removeItem(key);
       state.textContent = `saved ${new Date(answer.saved_at).toLocaleTimeString()}`;
       root.dataset.savedAt = answer.saved_at;
       showCalculations(answer);
@@ -112,6 +116,7 @@
   form.addEventListener("change", keepLocally);
   window.addEventListener("online", save);
   window.addEventListener("pagehide", () => {
+    leaving = true;
     if (localStorage.getItem(key)) save();
   });
 

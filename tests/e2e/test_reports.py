@@ -13,6 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from pypdf import PdfReader
 
 from reports.models import Report
+from tests.conftest import wait_for
 from tests.e2e.conftest import sign_in
 from worklist.models import Case
 
@@ -130,9 +131,16 @@ def test_autosave_survives_a_closed_page_and_a_lost_connection(browser, live_ser
     page.wait_for_selector("#save-state:has-text('offline')")
     page.unroute("**/draft")
     page.reload()
+    assert page.input_value("[name=clinical_history]") == "Typed while offline."
     page.wait_for_selector("#save-state:has-text('saved ')")
+    wait_for(
+        lambda: (
+            Report.objects.get(study__study_instance_uid=uid).clinical_history
+            == "Typed while offline."
+        ),
+        timeout=10,
+    )
     report = Report.objects.get(study__study_instance_uid=uid)
-    assert report.clinical_history == "Typed while offline."
     assert report.values["impression"] == "Typed before closing the page."
     context.close()
 
