@@ -1,10 +1,9 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright, and the demo data loaded through
-the real ingest service (the same path C-STORE takes, minus the network)."""
+"""Browser tests' data: the demo loaded through the real ingest service (the same path C-STORE
+takes, minus the network), and signing in. The `browser` fixture is in tests/conftest.py."""
 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 
 import pytest
@@ -14,31 +13,6 @@ from accounts.models import DicomNode
 from archive.dicomfile import split_part10
 from archive.models import Study
 from archive.services import IngestSource, ingest_instance
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
-    # DB fixtures run beside Playwright's event loop; restored after the test.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @dataclass

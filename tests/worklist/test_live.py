@@ -8,7 +8,6 @@ physician, also signed in, receive no event and no row."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,15 +26,6 @@ from worklist.models import Priority, RoutingRule
 from .conftest import RIVERSIDE_REFERRING, verified_client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.interop]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -108,21 +98,6 @@ def stack(transactional_db, celery_worker_process, tmp_path):
         yield running
     finally:
         running.stop()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists("/usr/bin/chromium"):
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 def _open_worklist(browser, client, user, http_port: int):
