@@ -68,6 +68,16 @@ def can_annotate(user) -> bool:
     return any(m.role != Role.REFERRING for m in active_memberships(user))
 
 
+def is_referring_for(user, study) -> bool:
+    """A referring physician of the study's facility named as its referring physician."""
+    return any(
+        m.role == Role.REFERRING
+        and m.organization_id == study.organization_id
+        and any(p and p.lower() == study.referring_physician.lower() for p in m.provider_ids)
+        for m in active_memberships(user)
+    )
+
+
 def can_view_study(user, study) -> bool:
     return visible_studies(user).filter(pk=study.pk).exists()
 

@@ -223,19 +223,24 @@ def store_in_archive(version: ReportVersion) -> list[str]:
     return stored
 
 
-def referring_users(report: Report):
+def referring_users(report: Report) -> list:
+    """The ordering physicians of the study (the access policy's own test of who they are)."""
     from django.contrib.auth import get_user_model
 
+    from accounts.policy import is_referring_for
+
     study = report.study
-    memberships = Membership.objects.filter(
-        organization=study.organization, role=Role.REFERRING, active=True
+    candidates = (
+        get_user_model()
+        .objects.filter(
+            is_active=True,
+            memberships__organization=study.organization,
+            memberships__role=Role.REFERRING,
+            memberships__active=True,
+        )
+        .distinct()
     )
-    ids = [
-        m.user_id
-        for m in memberships
-        if any(p and p.lower() == study.referring_physician.lower() for p in m.provider_ids)
-    ]
-    return get_user_model().objects.filter(pk__in=ids, is_active=True)
+    return [user for user in candidates if is_referring_for(user, study)]
 
 
 def _portal(delivery) -> None:

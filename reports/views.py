@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.policy import reportable_studies, visible_studies
+from accounts.policy import is_referring_for, reportable_studies, visible_studies
 from archive.lookup import visible_study_or_404
 from audit.models import Action
 from audit.services import record
@@ -266,6 +266,10 @@ def document_critical(request: HttpRequest, pk: int) -> HttpResponse:
 def acknowledge_critical(request: HttpRequest, pk: int) -> HttpResponse:
     critical = get_object_or_404(CriticalResult.objects.select_related("report"), pk=pk)
     report = _report(request, critical.report_id, "critical_ack")
+    if not is_referring_for(request.user, report.study):
+        # Receipt is the ordering side's to confirm; readers document their call instead.
+        messages.error(request, "Only the referring physician acknowledges a critical result.")
+        return redirect("reports:report", report.pk)
     services.acknowledge_critical(request.user, critical)
     record(request, Action.REPORT_OPEN, study=report.study, detail={"critical_ack": critical.pk})
     messages.info(request, "Critical result acknowledged.")

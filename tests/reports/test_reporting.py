@@ -225,6 +225,10 @@ def test_acknowledgement_in_the_portal_closes_a_critical_result(client, world):
     report = draft(world)
     critical = services.flag_critical(world.reader, report, "Pneumothorax", "urgent", "Left apical")
     services.sign(world.reader, report, "preliminary", PASSWORD, world.code())
+    login_verified(client, world.reader)  # the reader cannot acknowledge for the referrer
+    client.post(f"/reports/critical/{critical.pk}/acknowledge")
+    critical.refresh_from_db()
+    assert critical.acknowledged_at is None
     login_verified(client, world.referrer)
     page = client.get(f"/reports/portal/{report.pk}/").content.decode()
     assert "PRELIMINARY" in page and "Critical result: Pneumothorax" in page
