@@ -26,6 +26,33 @@ PATIENT_AND_STUDY = (
 )
 
 
+def document_in_study(
+    like: Dataset,
+    sop_class_uid: str,
+    modality: str,
+    series_uid: str | None,
+    sop_uid: str | None,
+    series_number: int,
+) -> Dataset:
+    """A new object in the study `like` belongs to: the patient and study identity copied as
+    the hospital wrote it, a new series and instance, and Part 10 file meta (Explicit VR LE)."""
+    ds = Dataset()
+    for keyword in PATIENT_AND_STUDY:
+        if keyword in like:
+            setattr(ds, keyword, like.data_element(keyword).value)
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = sop_uid or generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.Modality = modality
+    ds.SeriesNumber = series_number
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    return ds
+
+
 def encapsulated_pdf(
     pdf: bytes,
     like: Dataset,
@@ -41,15 +68,7 @@ def encapsulated_pdf(
     if not pdf.startswith(b"%PDF-"):
         raise ValueError("not a PDF document")
     when = when or datetime.now()
-    ds = Dataset()
-    for keyword in PATIENT_AND_STUDY:
-        if keyword in like:
-            setattr(ds, keyword, like.data_element(keyword).value)
-    ds.SOPClassUID = ENCAPSULATED_PDF
-    ds.SOPInstanceUID = sop_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.Modality = "DOC"
-    ds.SeriesNumber = series_number
+    ds = document_in_study(like, ENCAPSULATED_PDF, "DOC", series_uid, sop_uid, series_number)
     ds.InstanceNumber = 1
     ds.ContentDate = when.strftime("%Y%m%d")
     ds.ContentTime = when.strftime("%H%M%S")
@@ -61,9 +80,4 @@ def encapsulated_pdf(
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
     ds.EncapsulatedDocument = pdf + (b"\x00" if len(pdf) % 2 else b"")
     ds.EncapsulatedDocumentLength = len(pdf)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
     return ds

@@ -36,3 +36,17 @@ def visible_study_or_404(
         )
         raise Http404("No such study")
     return study
+
+
+def priors_of(study: Study, visible: QuerySet) -> list[Study]:
+    """The same enterprise person's other studies among `visible` (what the user may see),
+    newest first: the priors every page that shows a study lists."""
+    person = study.patient_record.person_id
+    if person is None:
+        return []
+    return list(
+        visible.filter(patient_record__person=person)
+        .exclude(pk=study.pk)
+        .select_related("organization", "patient_record__organization")
+        .order_by("-study_date", "-last_received_at")
+    )

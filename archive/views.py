@@ -14,7 +14,7 @@ from accounts.policy import visible_studies
 from audit.models import Action
 from audit.services import record
 
-from .lookup import visible_study_or_404
+from .lookup import priors_of, visible_study_or_404
 
 
 @login_required
@@ -42,14 +42,7 @@ def study_detail(request: HttpRequest, study_uid: str) -> HttpResponse:
         num_instances=Count("instances"),
         num_images=Count("instances", filter=Q(instances__number_of_frames__gt=0)),
     ).order_by("series_number", "pk")
-    priors = (
-        visible.filter(patient_record__person=study.patient_record.person_id)
-        .exclude(pk=study.pk)
-        .select_related("organization", "patient_record")
-        .order_by("-study_date", "-last_received_at")
-        if study.patient_record.person_id
-        else visible.none()
-    )
+    priors = priors_of(study, visible)
     return render(
         request,
         "archive/study_detail.html",

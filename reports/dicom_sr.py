@@ -30,12 +30,11 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import PersonName
 
-from archive.documents import PATIENT_AND_STUDY
+from archive.documents import document_in_study
 from reports.pdf import MeasurementRow, ReportDocument
 
 __all__ = ["BASIC_TEXT_SR", "COMPREHENSIVE_SR", "UCUM_UNITS", "comprehensive_sr"]
@@ -198,20 +197,13 @@ def comprehensive_sr(
         moments = [a.signed_at for a in report.addenda]
         moments += [report.signature.signed_at] if report.signature else []
         when = max(moments) if moments else datetime.now()
-    ds = Dataset()
-    for keyword in PATIENT_AND_STUDY:
-        if keyword in like:
-            setattr(ds, keyword, like.data_element(keyword).value)
+    if "StudyInstanceUID" not in like:
+        raise ValueError("`like` has no StudyInstanceUID: the SR would belong to no study")
+    sop_class = COMPREHENSIVE_SR if report.measurements else BASIC_TEXT_SR
+    ds = document_in_study(like, sop_class, "SR", series_uid, sop_uid, series_number)
     for keyword in _TYPE2_FROM_LIKE:
         if keyword not in ds:
             setattr(ds, keyword, "")
-    if "StudyInstanceUID" not in ds:
-        raise ValueError("`like` has no StudyInstanceUID: the SR would belong to no study")
-    ds.SOPClassUID = COMPREHENSIVE_SR if report.measurements else BASIC_TEXT_SR
-    ds.SOPInstanceUID = sop_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.Modality = "SR"
-    ds.SeriesNumber = series_number
     ds.ReferencedPerformedProcedureStepSequence = []
     ds.Manufacturer = "ReadingRoom"
     ds.InstanceNumber = 1
@@ -240,9 +232,4 @@ def comprehensive_sr(
     ds.ContentSequence = Sequence(_content(report))
 
     ds.SpecificCharacterSet = _character_set(ds)
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta = meta
     return ds

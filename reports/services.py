@@ -92,17 +92,10 @@ def comparison_statement(user, study: Study) -> str:
     """The same child's other studies this reader can see, newest first, as the draft's
     comparison statement (the reader edits it down to the priors actually used)."""
     from accounts.policy import visible_studies
+    from archive.lookup import priors_of
 
-    person = study.patient_record.person_id
-    priors = (
-        visible_studies(user)
-        .filter(patient_record__person=person, study_date__isnull=False)
-        .exclude(pk=study.pk)
-        .select_related("organization")
-        .order_by("-study_date")[:10]
-        if person
-        else []
-    )
+    dated = [p for p in priors_of(study, visible_studies(user)) if p.study_date]
+    priors = sorted(dated, key=lambda p: p.study_date, reverse=True)[:10]
     listed = [
         f"{p.study_date:%Y-%m-%d} {p.study_description or p.modalities_in_study} "
         f"({p.institution_name or p.organization.name})"

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.policy import is_referring_for, reportable_studies, visible_studies
-from archive.lookup import visible_study_or_404
+from archive.lookup import priors_of, visible_study_or_404
 from audit.models import Action
 from audit.services import record
 
@@ -59,17 +59,7 @@ def editor(request: HttpRequest, study_uid: str) -> HttpResponse:
         # resident's preliminary): the draft goes with the lock, its text kept.
         report = services.take_over(request.user, report)
     record(request, Action.REPORT_OPEN, study=study, detail={"report": report.pk})
-    priors = (
-        [
-            p
-            for p in visible_studies(request.user)
-            .filter(patient_record__person=study.patient_record.person_id)
-            .exclude(pk=study.pk)
-            .order_by("-study_date")
-        ]
-        if study.patient_record.person_id
-        else []
-    )
+    priors = priors_of(study, visible_studies(request.user))
     return render(
         request,
         "reports/editor.html",

@@ -37,6 +37,13 @@ def _dataset(instance: Instance):
     return rendering.load(get_storage().path(instance.storage_key))
 
 
+def _header(instance: Instance):
+    """The stored file's data set without its pixel data (a cine loop is megabytes)."""
+    import pydicom
+
+    return pydicom.dcmread(get_storage().path(instance.storage_key), stop_before_pixels=True)
+
+
 def _check_frame(instance: Instance, frame: int) -> None:
     count = instance.number_of_frames or 0
     if not 1 <= frame <= count:
@@ -167,10 +174,16 @@ def measure(instance: Instance, frame: int, kind: str, raw_points: object) -> di
     from . import geometry
 
     _check_frame(instance, frame)
-    ds = _dataset(instance)
     points = _points(kind, raw_points, instance.columns or 0, instance.rows or 0)
+    # Lengths and angles need the header only; an ROI needs the pixels too.
+    ds = _dataset(instance) if kind == "ellipse" else _header(instance)
     cal = geometry.calibration(ds, frame)
-    result: dict = {"calibration": cal["kind"], "caveat": cal.get("caveat", ""), "stats": {}}
+    result: dict = {
+        "calibration": cal["kind"],
+        "caveat": cal.get("caveat", ""),
+        "stats": {},
+        "points": [list(p) for p in points],
+    }
     if kind == "distance":
         result["value"], result["unit"] = geometry.measure_distance(points[0], points[1], cal)
     elif kind == "angle":
@@ -231,7 +244,7 @@ def save_measurement(
         clean, result = measure_interval(points, speed, label)
     else:
         result = measure(instance, frame, kind, points)
-        clean = [list(p) for p in _points(kind, points, instance.columns or 0, instance.rows or 0)]
+        clean = result["points"]
     return Measurement.objects.create(
         study=instance.series.study,
         instance=instance,

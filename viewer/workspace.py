@@ -16,6 +16,7 @@ import pydicom
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from archive.lookup import priors_of
 from archive.models import Instance, Series, Study
 from archive.storage import get_storage
 from identity.ages import pediatric_age
@@ -161,19 +162,6 @@ def protocols() -> list[hanging.Protocol]:
         )
         for p in rows
     ]
-
-
-def priors_of(study: Study, visible: QuerySet) -> list[Study]:
-    """The same enterprise person's other studies the user may see, newest first."""
-    person = study.patient_record.person_id
-    if person is None:
-        return []
-    return list(
-        visible.filter(patient_record__person=person)
-        .exclude(pk=study.pk)
-        .select_related("organization", "patient_record__organization")
-        .order_by("-study_date", "-last_received_at")
-    )
 
 
 def workspace(study: Study, visible: QuerySet, prior_uid: str | None) -> dict[str, Any]:
