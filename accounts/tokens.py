@@ -24,6 +24,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
@@ -36,6 +37,9 @@ API_PATH_PREFIXES = ("/api/", "/dicomweb/")
 # Writing last_used_at on every DICOMweb frame request would be a write per image; a minute
 # of precision is plenty for "when was this token last used".
 LAST_USED_PRECISION = timedelta(minutes=1)
+# Sent with `token_hash` after a token is revoked: caches of what the token was allowed
+# (archive/dicomweb/grants.py) drop it at once instead of waiting for their expiry.
+token_revoked = Signal()
 
 
 def is_api_path(path: str) -> bool:
@@ -77,6 +81,8 @@ def revoke_token(token: ApiToken) -> bool:
     updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
+    if updated:
+        token_revoked.send(sender=ApiToken, token_hash=token.token_hash)
     return bool(updated)
 
 

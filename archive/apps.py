@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class ArchiveConfig(AppConfig):
     name = "archive"
     verbose_name = "DICOM archive"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from accounts.tokens import token_revoked
+
+        from .dicomweb import grants
+
+        user_logged_out.connect(grants.on_logged_out, dispatch_uid="archive.grants.logout")
+        token_revoked.connect(grants.on_token_revoked, dispatch_uid="archive.grants.revoke")

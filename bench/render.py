@@ -19,6 +19,12 @@ image/jpeg`, no window/viewport/quality parameters unless --ct-window is given: 
 window at native size, which for a JPEG-baseline colour frame is ReadingRoom's passthrough.
 Latency is client-side, from sending the request to the last byte of the body.
 
+ReadingRoom's first request of a study goes through the full Django stack (token, access
+policy, image audit) and grants the credential that study for DICOMWEB_GRANT_SECONDS, so its
+next frames, cold or warm, take the fast path (archive/dicomweb/fastpath.py): that is what a
+viewer scrolling a stack meets. The first request is printed on its own; --no-fast-path
+measures every frame through Django.
+
 Ratio = Orthanc time / ReadingRoom time (> 1: ReadingRoom is faster). Targets: cold no
 slower than Orthanc in every case, warm under 5 ms.
 
@@ -31,6 +37,7 @@ Usage:
     .venv/bin/python bench/render.py [--cold 40] [--warm 200] [--quick]
                                      [--cases ct,ct-j2k,us-rle,us-jpeg]
                                      [--database-url postgres://...] [--keep]
+                                     [--no-fast-path]
 """
 
 from __future__ import annotations
@@ -227,6 +234,7 @@ class Samples:
     cold: list[float] = field(default_factory=list)
     warm: list[float] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
+    first: float = float("nan")  # the study's first request (the untimed-before prime), ms
     refused: str = ""  # e.g. "415": the server cannot render this frame
     note: str = ""
 
@@ -290,6 +298,7 @@ class Runner:
             reply = self.get(target, p, p.prime)
             if not self.check(target, reply, samples[target]):
                 continue
+            samples[target].first = reply.seconds * 1000
             if target == READINGROOM and p.transfer_syntax == JPEG_BASELINE:
                 result.passthrough = reply.body.rstrip(b"\0") == p.stored_frame.rstrip(b"\0")
         # Cold: a never-rendered copy per sample and target, targets in shuffled order.
@@ -388,6 +397,16 @@ def report(results: list[CaseResult], header: list[str], args: argparse.Namespac
             f"({ms(median(rr.warm))} ms, p95 {ms(percentile(rr.warm, 95))} ms)"
         )
     print()
+    print(
+        "First request of each study (cold, and for ReadingRoom the full Django path: token, "
+        "access policy, image audit, then a grant that lets the study's next frames skip it):"
+    )
+    for result in results:
+        firsts = ", ".join(
+            f"{t} {ms(result.samples[t].first)}" for t in TARGETS if not result.samples[t].refused
+        )
+        print(f"  {result.prepared.case.key:8s} {firsts} ms (one sample each)")
+    print()
     print("Targets (ratio = Orthanc time / ReadingRoom time; > 1 means ReadingRoom is faster):")
     for line in verdicts:
         print("  " + line)
@@ -432,6 +451,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--database-url", help="PostgreSQL URL for ReadingRoom (dropped, recreated)"
+    )
+    parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="DICOMWEB_GRANT_SECONDS=0: every frame through the full Django stack",
     )
     parser.add_argument("--keep", action="store_true", help="keep temp dir and database")
     parser.add_argument("--tmpdir", help="base folder for data and both servers' storage")
@@ -478,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # No arrival sweep (and so no pre-rendering) while measuring: STOW-RS leaves the
             # studies pending, and the sweep would announce them after the quiet period.
             env["READINGROOM_ARRIVAL_QUIET_SECONDS"] = "86400"
+            if args.no_fast_path:
+                env["DICOMWEB_GRANT_SECONDS"] = "0"
             migrate(env)
             token = bench_admin_token(env)
             rr_server = start_readingroom_serve(children, env, base / "readingroom.log")
@@ -522,7 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{package_version('daphne')} (ASGI/Twisted) "
                 f"+ Django {package_version('django')}, "
                 f"{'PostgreSQL' if args.database_url else 'SQLite'}"
-                ", disk frame cache, one process",
+                ", disk frame cache, one process, rendered fast path "
+                f"{'OFF' if args.no_fast_path else 'on (archive/dicomweb/fastpath.py)'}",
                 f"Orthanc: {orthanc_version(orthanc)}",
                 f"load average at the end: {load_average()} (machine not guaranteed quiet); "
                 f"run took {time.monotonic() - started:.0f} s",

@@ -1,5 +1,5 @@
-"""ASGI entry point: HTTP through Django; WebSockets through Channels (session auth, same
-origin only)."""
+"""ASGI entry point: HTTP through Django (rendered frames of a study already granted through the
+fast path in front of it); WebSockets through Channels (session auth, same origin only)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ _http = get_asgi_application()
 if settings.SERVE_STATIC:
     # Embedded runs (and tests' server processes) have no separate static file server.
     _http = ASGIStaticFilesHandler(_http)
+
+from archive.dicomweb.fastpath import RenderedFastPath  # noqa: E402
+
+# Rendered frames of a study the asker was just allowed to see skip Django (fastpath.py).
+_http = RenderedFastPath(_http)
 
 from worklist.routing_ws import websocket_urlpatterns  # noqa: E402
 

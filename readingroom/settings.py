@@ -212,6 +212,9 @@ ARRIVAL_REDRIVE_SECONDS = envint("READINGROOM_ARRIVAL_REDRIVE_SECONDS", 120, 1, 
 STOW_MAX_BYTES = envint("READINGROOM_STOW_MAX_BYTES", 2 * 1024**3, 1024, 2**40)
 # Rendered frames are audited once per user and study in this interval, not once per frame.
 IMAGE_AUDIT_INTERVAL_SECONDS = envint("READINGROOM_IMAGE_AUDIT_INTERVAL_SECONDS", 300, 1, 86400)
+# How long a web process reuses one access decision for a credential's rendered frames of a
+# study (archive/dicomweb/grants.py); 0 sends every frame through the full Django stack.
+DICOMWEB_GRANT_SECONDS = envint("DICOMWEB_GRANT_SECONDS", 30, 0, 300)
 # Rendered frames: "disk" (default embedded), "redis" (default with REDIS_URL) or "none".
 FRAME_CACHE_BACKEND = env("READINGROOM_FRAME_CACHE", "redis" if REDIS_URL else "disk")
 FRAME_CACHE_DIR = Path(env("READINGROOM_FRAME_CACHE_DIR", str(DATA_DIR / "frame-cache"))).resolve()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -24,7 +25,7 @@ from archive.models import Instance, Series, Study
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import record
 
-from . import search, stow, wado
+from . import grants, search, stow, wado
 from .attributes import Level
 from .multipart import MediaRange, multipart_response, parse_accept
 from .query import QueryError, parse
@@ -349,10 +350,33 @@ def rendered(
         raise NotFound("frame", f"{sop_uid} frame {frame}") from exc
     except viewer.RenderError as exc:
         return error(422, exc.message)
-    _audit_image(request, instance.series.study)
+    audited_at = _audit_image(request, instance.series.study)
+    _grant_images(request, study_uid, audited_at)
     response = HttpResponse(image.content, content_type=image.media_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def _grant_images(request: HttpRequest, study_uid: str, audited_at) -> None:
+    """Let this credential's next frames of the study take the fast path (grants.py)."""
+    ttl = settings.DICOMWEB_GRANT_SECONDS
+    if ttl <= 0:
+        return
+    now = timezone.now()
+    audit_ends = audited_at + timedelta(seconds=settings.IMAGE_AUDIT_INTERVAL_SECONDS)
+    limits: list[float | None] = [float(ttl), (audit_ends - now).total_seconds()]
+    token = getattr(request, "api_token", None)
+    if token is not None:
+        who = grants.credential(request.headers.get("Authorization"), None)
+        limits.append((token.expires_at - now).total_seconds())
+    else:
+        cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not cookie or cookie != request.session.session_key:
+            return  # a session made or changed by this very request: nothing to reuse
+        who = grants.credential(None, cookie)
+        limits.append(float(request.session.get_expiry_age()))
+    if who is not None:
+        grants.grants.grant(who, study_uid, time.monotonic() + grants.seconds_left(*limits))
 
 
 @dicomweb_view(["GET"])
@@ -385,16 +409,24 @@ def _audit_retrieve(request: HttpRequest, study: Study, what: str, count: int) -
     record(request, Action.DICOMWEB_RETRIEVE, study=study, detail={"what": what, "n": count})
 
 
-def _audit_image(request: HttpRequest, study: Study) -> None:
+def _audit_image(request: HttpRequest, study: Study) -> datetime:
     """Image views are audited once per user, study and few minutes, not per frame: a cine
     loop is dozens of requests a second, and the trail should say who looked, not count
     frames. The check is an indexed lookup of the trail itself, so it holds across processes."""
-    since = timezone.now() - timedelta(seconds=settings.IMAGE_AUDIT_INTERVAL_SECONDS)
-    seen = AuditEvent.objects.filter(
-        study=study, user=request.user, action=Action.IMAGE_VIEW, time__gte=since
-    ).exists()
-    if not seen:
+    now = timezone.now()
+    since = now - timedelta(seconds=settings.IMAGE_AUDIT_INTERVAL_SECONDS)
+    seen = (
+        AuditEvent.objects.filter(
+            study=study, user=request.user, action=Action.IMAGE_VIEW, time__gte=since
+        )
+        .order_by("-time")
+        .values_list("time", flat=True)
+        .first()
+    )
+    if seen is None:
         record(request, Action.IMAGE_VIEW, study=study, detail={"route": request.path[:200]})
+        return now
+    return seen
 
 
 # STOW-RS --------------------------------------------------------------------------------------

@@ -1,0 +1,117 @@
+"""Image grants: this process remembers, for a few seconds, that a credential was allowed to
+see the images of a study, so the next frames of that study skip Django (`fastpath.py`).
+
+Why: a reader scrolling a 300-slice CT or playing a 30 fps loop asks for dozens of rendered
+frames a second. Through the full Django stack each costs ~6-7 ms before any pixel work
+(ASGI thread hop, a new database connection, bearer-token or session lookup, the access
+policy, the image-audit check); a repeated frame from the cache is 0.2 ms of that. The
+access decision for a study does not change from one frame to the next, so it is reused.
+
+What a grant is, and what bounds it:
+- Made only by a full Django request that passed authentication, MFA and the access policy,
+  and was audited (`views.rendered` calls `grant`), for exactly one (credential, study).
+- A credential is the SHA-256 of the bearer token, or of the session cookie when there is
+  no bearer token: the same rule ApiTokenMiddleware applies. Nothing secret is kept.
+- It lasts DICOMWEB_GRANT_SECONDS (30 s; 0 turns the fast path off), never past the token's
+  expiry, the session's expiry or the end of the image-audit interval the view relied on, so
+  the audit trail's "who looked at which study, at most every few minutes" stays true.
+- Sign-out and token revocation drop the credential's grants in this process at once; other
+  processes forget them when they expire (at most DICOMWEB_GRANT_SECONDS later).
+- Bounded: MAX_GRANTS entries, least recently used dropped first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+
+from accounts.tokens import hash_token
+
+MAX_GRANTS = 20_000
+
+
+def credential(authorization: str | None, session_cookie: str | None) -> str | None:
+    """Who is asking, as ApiTokenMiddleware decides it: a bearer token wins over a cookie."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return "t:" + hash_token(value.strip())
+    if session_cookie:
+        return "s:" + hashlib.sha256(session_cookie.encode()).hexdigest()
+    return None
+
+
+class GrantStore:
+    """Thread-safe: Django's request threads write, the fast path's threads read."""
+
+    def __init__(self, max_grants: int = MAX_GRANTS) -> None:
+        self._grants: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_grants
+        self._headers: tuple[tuple[bytes, bytes], ...] | None = None
+
+    def grant(self, who: str, study_uid: str, until: float) -> None:
+        """`until` is a time.monotonic() value."""
+        if until <= time.monotonic():
+            return
+        with self._lock:
+            self._grants[(who, study_uid)] = until
+            self._grants.move_to_end((who, study_uid))
+            while len(self._grants) > self._max:
+                self._grants.popitem(last=False)
+
+    def allows(self, who: str, study_uid: str) -> bool:
+        key = (who, study_uid)
+        with self._lock:
+            until = self._grants.get(key)
+            if until is None:
+                return False
+            if until <= time.monotonic():
+                del self._grants[key]
+                return False
+            self._grants.move_to_end(key)
+            return True
+
+    def revoke(self, who: str) -> int:
+        with self._lock:
+            gone = [key for key in self._grants if key[0] == who]
+            for key in gone:
+                del self._grants[key]
+            return len(gone)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._grants.clear()
+            self._headers = None
+
+    def __len__(self) -> int:
+        return len(self._grants)
+
+    # The headers Django's middleware put on a rendered image (security headers, Cache-
+    # Control, Vary), learnt from a real response so the fast path answers exactly alike.
+    def remember_headers(self, headers: tuple[tuple[bytes, bytes], ...]) -> None:
+        self._headers = headers
+
+    def headers(self) -> tuple[tuple[bytes, bytes], ...] | None:
+        return self._headers
+
+
+grants = GrantStore()
+
+
+def on_logged_out(sender, request=None, **kwargs) -> None:
+    """Sent by logout() before the session is flushed, so its key is still the cookie's."""
+    session = getattr(request, "session", None)
+    who = credential(None, getattr(session, "session_key", None))
+    if who is not None:
+        grants.revoke(who)
+
+
+def on_token_revoked(sender, token_hash: str, **kwargs) -> None:
+    grants.revoke("t:" + token_hash)
+
+
+def seconds_left(*limits: float | None) -> float:
+    """The smallest of the given remaining lifetimes in seconds (None: no limit)."""
+    return min(limit for limit in limits if limit is not None)

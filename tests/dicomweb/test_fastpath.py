@@ -1,0 +1,233 @@
+"""The rendered fast path (archive/dicomweb/fastpath.py, grants.py), driven through the real
+ASGI application (readingroom.asgi) in-process: once a full Django request granted a
+credential a study, its next frames of that study skip Django and are byte-for-byte and
+header-for-header what Django sends; anything else still meets Django's checks."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_started
+from django.test import Client
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from accounts.tokens import issue_token, revoke_token
+from archive.dicomweb import grants
+from archive.models import Instance
+from audit.models import Action, AuditEvent
+from tests.dicomweb.conftest import ingest, part10
+from tests.dicomweb.test_wado import url
+
+
+class Answer:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def asgi_get(path: str, headers: dict[str, str]) -> Answer:
+    from readingroom.asgi import application
+
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"127.0.0.1")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+    async def run() -> Answer:
+        app = ApplicationCommunicator(application, scope)
+        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await app.receive_output(timeout=30)
+        body = b""
+        while True:
+            message = await app.receive_output(timeout=30)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await app.wait(timeout=5)
+        heads = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return Answer(start["status"], heads, body)
+
+    return async_to_sync(run)()
+
+
+@pytest.fixture
+def django_requests():
+    """How many requests reached Django (the fast path never sends request_started)."""
+    seen = []
+
+    def count(sender, **kwargs) -> None:
+        seen.append(sender)
+
+    request_started.connect(count, dispatch_uid="test_fastpath")
+    yield seen
+    request_started.disconnect(dispatch_uid="test_fastpath")
+
+
+@pytest.fixture(autouse=True)
+def fresh_grants():
+    grants.grants.clear()
+    yield
+    grants.grants.clear()
+
+
+@pytest.fixture
+def stack(transactional_db, riverside):
+    """Three CT slices of one series, as a viewer scrolls them."""
+    first = ingest(part10("CT_small.dcm", PatientID="MRN-F1"), riverside)
+    one = Instance.objects.select_related("series__study").get(pk=first.instance_id)
+    uids = dict(
+        StudyInstanceUID=one.series.study.study_instance_uid,
+        SeriesInstanceUID=one.series.series_instance_uid,
+        PatientID="MRN-F1",
+    )
+    rest = [ingest(part10("CT_small.dcm", **uids), riverside) for _ in range(2)]
+    return [one] + [
+        Instance.objects.select_related("series__study").get(pk=o.instance_id) for o in rest
+    ]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "image/jpeg"}
+
+
+def test_next_frames_of_a_granted_study_skip_django_and_match_it(tech, stack, django_requests):
+    h = bearer(tech.token)
+    first = asgi_get(url(stack[0], "/frames/1/rendered"), h)
+    assert first.status == 200 and len(django_requests) == 1
+    fast = asgi_get(url(stack[1], "/frames/1/rendered"), h)  # cold: never rendered
+    again = asgi_get(url(stack[1], "/frames/1/rendered"), h)  # warm
+    assert fast.status == again.status == 200
+    assert len(django_requests) == 1, "served without Django"
+    # Exactly what Django answers for the same frame, headers included.
+    grants.grants.clear()
+    slow = asgi_get(url(stack[1], "/frames/1/rendered"), h)
+    assert len(django_requests) == 2
+    assert fast.body == again.body == slow.body and fast.body[:2] == b"\xff\xd8"
+    for name in ("content-type", "cache-control", "content-security-policy", "x-frame-options"):
+        assert fast.headers[name] == slow.headers[name], name
+    assert int(fast.headers["content-length"]) == len(fast.body)
+    # The study's image view was audited once, by Django.
+    assert (
+        AuditEvent.objects.filter(action=Action.IMAGE_VIEW, study=stack[0].series.study).count()
+        == 1
+    )
+
+
+def test_parameters_and_instance_level_rendered_take_the_fast_path(tech, stack, django_requests):
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/rendered"), h).status == 200
+    png = asgi_get(
+        url(stack[2], "/rendered?window=40,400&viewport=64,64"), {**h, "Accept": "image/png"}
+    )
+    assert png.status == 200 and png.body[:4] == b"\x89PNG"
+    assert png.headers["content-type"] == "image/png"
+    assert len(django_requests) == 1
+
+
+def test_a_grant_is_for_one_study_only(tech, outsider, stack, riverside, django_requests):
+    other = ingest(part10("CT_small.dcm", PatientID="MRN-F2"), riverside)
+    other = Instance.objects.select_related("series__study").get(pk=other.instance_id)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), bearer(tech.token)).status == 200
+    assert asgi_get(url(other, "/frames/1/rendered"), bearer(tech.token)).status == 200
+    assert len(django_requests) == 2  # another study: Django decided again
+    # Someone else's credential never rides on tech's grant: invisible is 404, from Django.
+    denied = asgi_get(url(stack[1], "/frames/1/rendered"), bearer(outsider.token))
+    assert denied.status == 404 and len(django_requests) == 3
+    # A series or instance of another study, under a granted study's UID: not found.
+    forged = url(stack[0], "/frames/1/rendered").replace(
+        stack[0].sop_instance_uid, other.sop_instance_uid
+    )
+    assert asgi_get(forged, bearer(tech.token)).status == 404
+
+
+def test_bad_requests_still_get_djangos_answers(tech, stack, django_requests):
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    bad = asgi_get(url(stack[1], "/frames/1/rendered?quality=900"), h)
+    assert bad.status == 400 and b"quality" in bad.body
+    assert asgi_get(url(stack[1], "/frames/9/rendered"), h).status == 404
+    assert asgi_get(url(stack[1], "/frames/1/rendered"), {**h, "Accept": "text/html"}).status == 406
+    missing = url(stack[1], "/frames/1/rendered").replace(stack[1].sop_instance_uid, "1.2.3.4")
+    assert asgi_get(missing, h).status == 404
+    assert len(django_requests) == 5
+
+
+def test_revoking_the_token_ends_its_grants_at_once(tech, stack, django_requests):
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    revoke_token(ApiToken.objects.get(user=tech.user))
+    refused = asgi_get(url(stack[1], "/frames/1/rendered"), h)
+    assert refused.status == 401 and len(django_requests) == 2
+
+
+def test_a_grant_never_outlives_its_token(tech, stack):
+    row, token = issue_token(tech.user, "short")
+    ApiToken.objects.filter(pk=row.pk).update(expires_at=timezone.now() + timedelta(seconds=2))
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), bearer(token)).status == 200
+    who = grants.credential(f"Bearer {token}", None)
+    assert grants.grants.allows(who, stack[0].series.study.study_instance_uid)
+    until = grants.grants._grants[(who, stack[0].series.study.study_instance_uid)]
+    assert until - time.monotonic() <= 2.0
+
+
+def test_session_grants_end_with_sign_out(tech, stack, django_requests):
+    browser = Client()
+    browser.force_login(tech.user)
+    cookie = browser.cookies["sessionid"].value
+    h = {"Cookie": f"sessionid={cookie}", "Accept": "image/jpeg"}
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    assert asgi_get(url(stack[1], "/frames/1/rendered"), h).status == 200
+    assert len(django_requests) == 1
+    browser.logout()
+    after = asgi_get(url(stack[2], "/frames/1/rendered"), h)
+    assert after.status == 401 and len(django_requests) == 2
+
+
+def test_grants_off_sends_everything_to_django(tech, stack, settings, django_requests):
+    settings.DICOMWEB_GRANT_SECONDS = 0
+    for instance in stack:
+        assert asgi_get(url(instance, "/frames/1/rendered"), bearer(tech.token)).status == 200
+    assert len(django_requests) == 3 and len(grants.grants) == 0
+
+
+# --- the store itself ------------------------------------------------------------------------
+
+
+def test_store_expires_bounds_and_revokes():
+    store = grants.GrantStore(max_grants=2)
+    now = time.monotonic()
+    store.grant("t:a", "1.2", now + 60)
+    store.grant("t:a", "1.3", now + 0.05)
+    assert store.allows("t:a", "1.2") and store.allows("t:a", "1.3")
+    time.sleep(0.06)
+    assert not store.allows("t:a", "1.3")  # expired
+    store.grant("t:b", "1.4", now + 60)
+    store.grant("t:c", "1.5", now + 60)  # over the bound: the least recently used goes
+    assert not store.allows("t:a", "1.2") and store.allows("t:c", "1.5")
+    assert store.revoke("t:c") == 1 and not store.allows("t:c", "1.5")
+    store.grant("t:d", "1.6", now - 1)  # already over: not kept
+    assert not store.allows("t:d", "1.6")
+
+
+def test_credential_follows_the_middleware_rule():
+    assert grants.credential("Bearer abc", "sess") == grants.credential("bearer abc", None)
+    assert grants.credential("Basic abc", "sess") == grants.credential(None, "sess")
+    assert grants.credential("Bearer ", None) is None
+    assert grants.credential(None, None) is None
+    assert grants.credential("Bearer abc", None) != grants.credential(None, "abc")
