@@ -22,7 +22,7 @@ if settings.SERVE_STATIC:
 from archive.dicomweb.fastpath import RenderedFastPath  # noqa: E402
 
 # Rendered frames of a study the asker was just allowed to see skip Django (fastpath.py).
-_http = RenderedFastPath(_http)
+_http = rendered_fast_path = RenderedFastPath(_http)
 
 from worklist.routing_ws import websocket_urlpatterns  # noqa: E402
 

@@ -84,6 +84,9 @@ def fresh_grants():
     grants.grants.clear()
     yield
     grants.grants.clear()
+    from readingroom.asgi import rendered_fast_path
+
+    rendered_fast_path.close_connections()  # the test database is flushed and dropped later
 
 
 @pytest.fixture
