@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import QueryDict
 from django.http.cookie import parse_cookie
+from django.http.request import split_domain_port, validate_host
 
 from . import grants as grant_store
 
@@ -71,8 +72,8 @@ class RenderedFastPath:
     async def __call__(self, scope, receive, send) -> None:
         match = None
         if scope["type"] == "http" and scope["method"] == "GET":
-            path = scope["path"][len(scope.get("root_path", "")) :]
-            match = RENDERED_PATH.match(path)
+            path, root = scope["path"], scope.get("root_path", "")
+            match = RENDERED_PATH.match(path[len(root) :] if path.startswith(root) else path)
         if match is None or settings.DICOMWEB_GRANT_SECONDS <= 0:
             await self.app(scope, receive, send)
             return
@@ -86,6 +87,8 @@ class RenderedFastPath:
         if template is None:
             return False
         headers = _headers(scope)
+        if not _as_django_would_accept(scope, headers):
+            return False
         cookies = parse_cookie(headers.get(b"cookie", b"").decode("latin-1"))
         who = grant_store.credential(
             headers.get(b"authorization", b"").decode("latin-1") or None,
@@ -121,6 +124,15 @@ class RenderedFastPath:
         )
         await send({"type": "http.response.body", "body": content})
         return True
+
+
+def _as_django_would_accept(scope, headers: dict[bytes, bytes]) -> bool:
+    """The request-level checks Django's middleware makes before any view: an allowed Host
+    (ALLOWED_HOSTS) and, with SECURE_SSL_REDIRECT, HTTPS."""
+    if settings.SECURE_SSL_REDIRECT and scope.get("scheme") != "https":
+        return False
+    host, _port = split_domain_port(headers.get(b"host", b"").decode("latin-1"))
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
 
 
 def _headers(scope) -> dict[bytes, bytes]:

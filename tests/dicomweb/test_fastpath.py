@@ -29,7 +29,7 @@ class Answer:
         self.status, self.headers, self.body = status, headers, body
 
 
-def asgi_get(path: str, headers: dict[str, str]) -> Answer:
+def asgi_get(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Answer:
     from readingroom.asgi import application
 
     path, _, query = path.partition("?")
@@ -43,7 +43,7 @@ def asgi_get(path: str, headers: dict[str, str]) -> Answer:
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": query.encode(),
-        "headers": [(b"host", b"127.0.0.1")]
+        "headers": [(b"host", host.encode())]
         + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
@@ -169,6 +169,13 @@ def test_bad_requests_still_get_djangos_answers(tech, stack, django_requests):
     missing = url(stack[1], "/frames/1/rendered").replace(stack[1].sop_instance_uid, "1.2.3.4")
     assert asgi_get(missing, h).status == 404
     assert len(django_requests) == 5
+
+
+def test_a_host_django_refuses_is_refused(tech, stack, django_requests):
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    assert asgi_get(url(stack[1], "/frames/1/rendered"), h, host="evil.example").status == 400
+    assert len(django_requests) == 2
 
 
 def test_revoking_the_token_ends_its_grants_at_once(tech, stack, django_requests):
