@@ -7,6 +7,7 @@ The rendering engine itself (viewer.rendering) is pure; this module adds storage
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from archive.models import Instance, Study
 from archive.storage import get_storage
@@ -52,9 +53,17 @@ def _check_frame(instance: Instance, frame: int) -> None:
         raise FrameOutOfRange(f"frame {frame} of {count}")
 
 
-def render_frame(instance: Instance, frame: int, params: RenderParams) -> Rendered:
+def render_frame(
+    instance: Instance,
+    frame: int,
+    params: RenderParams,
+    later: Callable[[Callable[[], None]], None] | None = None,
+) -> Rendered:
     """Rendered frame, from the cache when it holds it. Keyed by the instance's content hash:
-    a new version of the instance never gets an old picture."""
+    a new version of the instance never gets an old picture.
+
+    `later`, when given, receives the cache write instead of running it, so a caller that can
+    answer first (the rendered fast path) keeps the write off the reader's wait."""
     _check_frame(instance, frame)
     cache = get_frame_cache()
     key = frame_key(instance.sop_instance_uid, instance.sha256, frame, params.cache_token())
@@ -62,7 +71,11 @@ def render_frame(instance: Instance, frame: int, params: RenderParams) -> Render
     if hit is not None:
         return Rendered(hit.content, hit.media_type, passthrough=False)
     image = rendering.render(_dataset(instance), frame, params)
-    cache.put(key, CachedFrame(image.content, image.media_type))
+    entry = CachedFrame(image.content, image.media_type)
+    if later is None:
+        cache.put(key, entry)
+    else:
+        later(lambda: cache.put(key, entry))
     return image
 
 

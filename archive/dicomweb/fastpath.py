@@ -110,7 +110,7 @@ class RenderedFastPath:
         )
         if image is None:
             return False
-        content, media_type = image
+        content, media_type, after = image
         await send(
             {
                 "type": "http.response.start",
@@ -123,6 +123,8 @@ class RenderedFastPath:
             }
         )
         await send({"type": "http.response.body", "body": content})
+        if after:  # the frame cache write, once the reader has the picture
+            loop.run_in_executor(self._pool, _run_all, after)
         return True
 
 
@@ -156,9 +158,14 @@ def _learning(send):
     return wrapped
 
 
+def _run_all(jobs: list) -> None:
+    for job in jobs:
+        job()
+
+
 def _render(
     study_uid: str, series_uid: str, sop_uid: str, frame: int, query: str, accept: str
-) -> tuple[bytes, str] | None:
+) -> tuple[bytes, str, list] | None:
     """The view's rendering, without the view; None for anything the view should answer."""
     from archive.models import Instance
     from viewer import services as viewer
@@ -179,7 +186,8 @@ def _render(
         ).first()
         if instance is None:
             return None
-        image = viewer.render_frame(instance, frame, params)
+        after: list = []
+        image = viewer.render_frame(instance, frame, params, later=after.append)
     except (viewer.FrameOutOfRange, viewer.RenderError):
         return None
     except DatabaseError:
@@ -189,4 +197,4 @@ def _render(
     except Exception:  # whatever it is, the view meets it too and answers it properly
         logger.exception("rendered fast path failed, handing over to Django")
         return None
-    return image.content, image.media_type
+    return image.content, image.media_type, after

@@ -12,16 +12,20 @@ import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
+from django.http import QueryDict
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiToken
 from accounts.tokens import issue_token, revoke_token
 from archive.dicomweb import grants
+from archive.dicomweb.render_params import params_from_request
 from archive.models import Instance
 from audit.models import Action, AuditEvent
+from tests.conftest import wait_for
 from tests.dicomweb.conftest import ingest, part10
 from tests.dicomweb.test_wado import url
+from viewer.frame_cache import frame_key, get_frame_cache
 
 
 class Answer:
@@ -114,6 +118,11 @@ def test_next_frames_of_a_granted_study_skip_django_and_match_it(tech, stack, dj
     first = asgi_get(url(stack[0], "/frames/1/rendered"), h)
     assert first.status == 200 and len(django_requests) == 1
     fast = asgi_get(url(stack[1], "/frames/1/rendered"), h)  # cold: never rendered
+    # The frame cache is written after the answer went out, and then holds the picture.
+    params = params_from_request(QueryDict(""), "image/jpeg")
+    key = frame_key(stack[1].sop_instance_uid, stack[1].sha256, 1, params.cache_token())
+    cached = wait_for(lambda: get_frame_cache().get(key))
+    assert cached.content == fast.body
     again = asgi_get(url(stack[1], "/frames/1/rendered"), h)  # warm
     assert fast.status == again.status == 200
     assert len(django_requests) == 1, "served without Django"
