@@ -19,6 +19,8 @@ from django.conf import settings
 from django.db import connections
 from pynetdicom.transport import AssociationServer
 
+from readingroom.db_pool import close_pools
+
 from .dimse import StoreSCP, build_ae, copy_contexts_cheaply, log
 from .storage import get_storage
 
@@ -60,6 +62,7 @@ def serve_workers(host: str | None = None, port: int | None = None, workers: int
         share,
     )
     connections.close_all()
+    close_pools()  # a pool's sockets must not be shared across fork either
     parent = os.getpid()
     children: dict[int, int] = {}
     stopping = False

@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
 
 app = Celery("readingroom")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _close_pools_before_fork(**kwargs) -> None:
+    """The prefork parent forks its children after this: they must not inherit a pool."""
+    from readingroom.db_pool import close_pools
+
+    close_pools()

@@ -152,6 +152,15 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(DATA_DIR / "test-readingroom.sqlite3")}
 else:
     _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_readingroom")
+    # Under ASGI every request would open its own connection (~9 ms to PostgreSQL): Django's
+    # pool (psycopg_pool) hands out open ones instead; CONN_MAX_AGE stays 0, as ASGI needs.
+    # Processes that fork close their pool first (readingroom/db_pool.py).
+    if envbool("DATABASE_POOL", True):
+        _db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": envint("DATABASE_POOL_MAX_SIZE", 10, 1, 1000),
+            "timeout": 10,
+        }
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -46,58 +47,53 @@ class Match(StrEnum):
 
 @dataclass(frozen=True)
 class Attribute:
+    """One attribute the index answers. `tag` and `vr` are looked up once, here: a search
+    builds thousands of JSON entries and pydicom's dictionary lookups showed in profiles."""
+
     keyword: str
     level: Level
-    field: str  # ORM field on the level's model ("" for computed values)
+    field: str  # ORM path on the level's model that matching uses ("" for computed matches)
     match: Match
     default: bool  # returned without includefield
-    getter: Callable[[object], object] | None = None  # row of this level -> value
+    source: str = ""  # ORM path of the returned value, when it is not `field`
+    multi: bool = False  # a '\\'-separated column: one DICOM value per part
+    tag: str = dataclass_field(init=False, repr=False, compare=False)
+    vr: str = dataclass_field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        number = tag_for_keyword(self.keyword)
+        object.__setattr__(self, "tag", f"{number:08X}")
+        object.__setattr__(self, "vr", dictionary_VR(number))
 
     @property
-    def tag(self) -> str:
-        return f"{tag_for_keyword(self.keyword):08X}"
-
-    @property
-    def vr(self) -> str:
-        return dictionary_VR(tag_for_keyword(self.keyword))
-
-
-def _record(attr: str) -> Callable[[object], object]:
-    return lambda study: getattr(study.patient_record, attr)
-
-
-def _split(value: str) -> list[str]:
-    return [v for v in value.split("\\") if v]
+    def column(self) -> str:
+        """What `.values()` reads for the returned value, relative to the level's model."""
+        return self.source or self.field
 
 
 S, SE, IN = Level.STUDY, Level.SERIES, Level.INSTANCE
+R = "patient_record__"
 ATTRIBUTES: tuple[Attribute, ...] = (
     Attribute("StudyInstanceUID", S, "study_instance_uid", Match.UID, True),
     Attribute("StudyDate", S, "study_date", Match.DATE, True),
     Attribute("StudyTime", S, "study_time", Match.TIME, True),
     Attribute("AccessionNumber", S, "accession_number", Match.TEXT, True),
-    Attribute("ModalitiesInStudy", S, "", Match.MODALITIES, True, lambda s: s.modality_list),
+    Attribute(
+        "ModalitiesInStudy", S, "", Match.MODALITIES, True, "modalities_in_study", multi=True
+    ),
     Attribute("ReferringPhysicianName", S, "referring_physician", Match.NAME, True),
-    Attribute("PatientName", S, "patient_record__search_name", Match.NAME, True, _record("name")),
-    Attribute(
-        "PatientID", S, "patient_record__patient_id", Match.TEXT, True, _record("patient_id")
-    ),
-    Attribute(
-        "PatientBirthDate", S, "patient_record__birth_date", Match.DATE, True, _record("birth_date")
-    ),
-    Attribute("PatientSex", S, "patient_record__sex", Match.TEXT, True, _record("sex")),
+    Attribute("PatientName", S, f"{R}search_name", Match.NAME, True, f"{R}name"),
+    Attribute("PatientID", S, f"{R}patient_id", Match.TEXT, True),
+    Attribute("PatientBirthDate", S, f"{R}birth_date", Match.DATE, True),
+    Attribute("PatientSex", S, f"{R}sex", Match.TEXT, True),
     Attribute("StudyID", S, "study_id", Match.TEXT, True),
-    Attribute(
-        "IssuerOfPatientID", S, "patient_record__issuer", Match.TEXT, False, _record("issuer")
-    ),
+    Attribute("IssuerOfPatientID", S, f"{R}issuer", Match.TEXT, False),
     Attribute("StudyDescription", S, "study_description", Match.TEXT, False),
     Attribute("InstitutionName", S, "institution_name", Match.TEXT, False),
     Attribute("PatientAge", S, "patient_age", Match.NONE, False),
     Attribute("PatientWeight", S, "patient_weight_kg", Match.NONE, False),
     Attribute("PatientSize", S, "patient_size_m", Match.NONE, False),
-    Attribute(
-        "BodyPartExamined", S, "body_parts", Match.NONE, False, lambda s: _split(s.body_parts)
-    ),
+    Attribute("BodyPartExamined", S, "body_parts", Match.NONE, False, multi=True),
     Attribute("SeriesInstanceUID", SE, "series_instance_uid", Match.UID, True),
     Attribute("Modality", SE, "modality", Match.TEXT, True),
     Attribute("SeriesNumber", SE, "series_number", Match.NUMBER, True),
@@ -137,35 +133,40 @@ def keyword_of(name: str) -> str | None:
     return name if tag_for_keyword(name) is not None else None
 
 
-def value_of(attribute: Attribute, row: object) -> object:
-    if attribute.getter is not None:
-        return attribute.getter(row)
-    return getattr(row, attribute.field)
-
-
 def as_json(attribute: Attribute, value: object) -> dict:
-    """One attribute in the DICOM JSON model (PS3.18 F.2): empty values carry only the VR."""
-    vr = attribute.vr
-    entry: dict = {"vr": vr}
-    values = value if isinstance(value, list) else [value]
-    values = [v for v in values if v not in (None, "")]
-    if not values:
-        return entry
-    if vr == "PN":
-        entry["Value"] = [{"Alphabetic": str(v)} for v in values]
-    elif vr == "DA":
-        entry["Value"] = [v.strftime("%Y%m%d") for v in values]
-    elif vr == "TM":
-        entry["Value"] = [_time(v) for v in values]
-    elif vr in ("IS", "US", "SL", "UL", "SS"):
-        entry["Value"] = [int(v) for v in values]
-    elif vr == "DS":
-        entry["Value"] = [float(v) for v in values]
-    else:
-        entry["Value"] = [str(v) for v in values]
-    return entry
+    """One attribute in the DICOM JSON model (PS3.18 F.2) from the column's raw value (what
+    `.values()` returns): empty values carry only the VR."""
+    if value is None or value == "":
+        return {"vr": attribute.vr}
+    if attribute.multi:
+        values = [v for v in str(value).split("\\") if v]
+        if not values:
+            return {"vr": attribute.vr}
+        return {"vr": attribute.vr, "Value": [_ENCODE.get(attribute.vr, str)(v) for v in values]}
+    return {"vr": attribute.vr, "Value": [_ENCODE.get(attribute.vr, str)(value)]}
 
 
 def _time(value: datetime.time) -> str:
     text = value.strftime("%H%M%S")
     return f"{text}.{value.microsecond:06d}" if value.microsecond else text
+
+
+def _date(value: datetime.date) -> str:
+    return value.strftime("%Y%m%d")
+
+
+def _person_name(value: object) -> dict:
+    return {"Alphabetic": str(value)}
+
+
+_ENCODE: dict[str, Callable[[object], object]] = {
+    "PN": _person_name,
+    "DA": _date,
+    "TM": _time,
+    "IS": int,
+    "US": int,
+    "SL": int,
+    "UL": int,
+    "SS": int,
+    "DS": float,
+}
