@@ -9,7 +9,7 @@ access decision for a study does not change from one frame to the next, so it is
 
 What a grant is, and what bounds it:
 - Made only by a full Django request that passed authentication, MFA and the access policy,
-  and was audited (`views.rendered` calls `grant`), for exactly one (credential, study).
+  and was audited (`views.rendered` calls `grant_for_request`), for exactly one (credential, study).
 - A credential is the SHA-256 of the bearer token, or of the session cookie when there is
   no bearer token: the same rule ApiTokenMiddleware applies. Nothing secret is kept.
 - It lasts DICOMWEB_GRANT_SECONDS (30 s; 0 turns the fast path off), never past the token's
@@ -22,10 +22,14 @@ What a grant is, and what bounds it:
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.tokens import hash_token
 
@@ -38,7 +42,7 @@ def credential(authorization: str | None, session_cookie: str | None) -> str | N
     if scheme.lower() == "bearer" and value.strip():
         return "t:" + hash_token(value.strip())
     if session_cookie:
-        return "s:" + hashlib.sha256(session_cookie.encode()).hexdigest()
+        return "s:" + hash_token(session_cookie)
     return None
 
 
@@ -112,6 +116,26 @@ def on_token_revoked(sender, token_hash: str, **kwargs) -> None:
     grants.revoke("t:" + token_hash)
 
 
-def seconds_left(*limits: float | None) -> float:
-    """The smallest of the given remaining lifetimes in seconds (None: no limit)."""
-    return min(limit for limit in limits if limit is not None)
+def grant_for_request(request: HttpRequest, study_uid: str, audited_at: datetime) -> None:
+    """Let this request's credential take the fast path for the study's next frames.
+
+    Called by the view after the request passed sign-in, MFA and the access policy and the
+    image view was audited at `audited_at` (found or written)."""
+    ttl = settings.DICOMWEB_GRANT_SECONDS
+    if ttl <= 0:
+        return
+    now = timezone.now()
+    audit_ends = audited_at + timedelta(seconds=settings.IMAGE_AUDIT_INTERVAL_SECONDS)
+    seconds = min(float(ttl), (audit_ends - now).total_seconds())
+    token = getattr(request, "api_token", None)
+    if token is not None:
+        who = credential(request.headers.get("Authorization"), None)
+        seconds = min(seconds, (token.expires_at - now).total_seconds())
+    else:
+        cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not cookie or cookie != request.session.session_key:
+            return  # a session made or changed by this very request: nothing to reuse
+        who = credential(None, cookie)
+        seconds = min(seconds, float(request.session.get_expiry_age()))
+    if who is not None:
+        grants.grant(who, study_uid, time.monotonic() + seconds)

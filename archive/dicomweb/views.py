@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -351,32 +350,10 @@ def rendered(
     except viewer.RenderError as exc:
         return error(422, exc.message)
     audited_at = _audit_image(request, instance.series.study)
-    _grant_images(request, study_uid, audited_at)
+    grants.grant_for_request(request, study_uid, audited_at)
     response = HttpResponse(image.content, content_type=image.media_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
-
-
-def _grant_images(request: HttpRequest, study_uid: str, audited_at) -> None:
-    """Let this credential's next frames of the study take the fast path (grants.py)."""
-    ttl = settings.DICOMWEB_GRANT_SECONDS
-    if ttl <= 0:
-        return
-    now = timezone.now()
-    audit_ends = audited_at + timedelta(seconds=settings.IMAGE_AUDIT_INTERVAL_SECONDS)
-    limits: list[float | None] = [float(ttl), (audit_ends - now).total_seconds()]
-    token = getattr(request, "api_token", None)
-    if token is not None:
-        who = grants.credential(request.headers.get("Authorization"), None)
-        limits.append((token.expires_at - now).total_seconds())
-    else:
-        cookie = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-        if not cookie or cookie != request.session.session_key:
-            return  # a session made or changed by this very request: nothing to reuse
-        who = grants.credential(None, cookie)
-        limits.append(float(request.session.get_expiry_age()))
-    if who is not None:
-        grants.grants.grant(who, study_uid, time.monotonic() + grants.seconds_left(*limits))
 
 
 @dicomweb_view(["GET"])
