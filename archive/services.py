@@ -194,14 +194,15 @@ def _ingest(
             # nothing of it was committed, so the same work can simply run again.
             if attempt == _ATTEMPTS or not _is_transient(exc):
                 raise
-            existing, indexed = _existing_outcome(header, sha256)
+            existing, indexed = _decide_again(header, sha256, key)
             if existing is not None:
                 return existing
         except IntegrityError:
-            # A concurrent association indexed the same UID first: decide again from its row.
+            # A concurrent association indexed the same UID first: decide again from its row,
+            # keeping our file only if a row needs it.
             if attempt == _ATTEMPTS:
                 raise
-            existing, indexed = _existing_outcome(header, sha256)
+            existing, indexed = _decide_again(header, sha256, key)
             if cache is not None and not indexed:
                 cache.drop(cache_key)  # not explained by the UID: the remembered rows may be gone
             if existing is not None:
@@ -219,6 +220,19 @@ _TRANSIENT_SQLSTATES = {"40P01", "40001"}
 
 def _is_transient(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
+def _decide_again(header: Header, sha256: str, key: str) -> tuple[IngestOutcome | None, bool]:
+    """_existing_outcome after our file was written: a refusal, or an outcome that indexes
+    nothing (duplicate, kept first), leaves the file only if some row refers to it."""
+    try:
+        existing, indexed = _existing_outcome(header, sha256)
+    except IngestRejected:
+        _delete_if_unreferenced(key)
+        raise
+    if existing is not None:
+        _delete_if_unreferenced(key)
+    return existing, indexed
 
 
 def _existing_outcome(header: Header, sha256: str) -> tuple[IngestOutcome | None, bool]:

@@ -30,19 +30,38 @@ def send_raw(
     aet: str = "RIVERSIDE",
 ) -> int:
     """C-STORE exactly these data set bytes; returns the status (-1: no response)."""
-    path = folder / f"raw-{len(list(folder.iterdir()))}.dcm"
-    path.write_bytes(build_part10(sop_class, sop_instance, ts_uid, dataset))
+    (status,) = send_raw_many(port, folder, sop_class, [(sop_instance, dataset)], ts_uid, aet)
+    return status
+
+
+def send_raw_many(
+    port: int,
+    folder: Path,
+    sop_class: str,
+    objects: list[tuple[str, bytes]],
+    ts_uid: str = "1.2.840.10008.1.2.1",
+    aet: str = "RIVERSIDE",
+) -> list[int]:
+    """C-STORE each (SOP Instance UID, data set bytes) in turn over one association."""
+    paths = []
+    for sop_instance, dataset in objects:
+        path = folder / f"raw-{len(list(folder.iterdir()))}.dcm"
+        path.write_bytes(build_part10(sop_class, sop_instance, ts_uid, dataset))
+        paths.append(path)
     old = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True
+    statuses = []
     try:
         ae = AE(ae_title=aet)
         ae.add_requested_context(sop_class, ts_uid)
         assoc = ae.associate("127.0.0.1", port, ae_title="READINGROOM")
         assert assoc.is_established
         try:
-            status = assoc.send_c_store(path)
+            for path in paths:
+                status = assoc.send_c_store(path)
+                statuses.append(int(status.Status) if status and "Status" in status else -1)
         finally:
             assoc.release()
     finally:
         _config.STORE_SEND_CHUNKED_DATASET = old
-    return int(status.Status) if status and "Status" in status else -1
+    return statuses

@@ -7,7 +7,7 @@ from pydicom import dcmread
 
 from archive.models import Instance, InstanceVersion
 from archive.storage import get_storage
-from tests.archive.scu import encode, send_raw
+from tests.archive.scu import encode, send_raw, send_raw_many
 from tests.factories import dataset_sha256, write_copies
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -102,3 +102,50 @@ def test_study_uid_reused_for_another_patient_is_refused(scp, tmp_path, outbox):
     (b,) = write_copies(tmp_path / "b", 1, patient_id="MRN-B", study_uid=ds.StudyInstanceUID)
     assert send_file(scp, outbox, b) == 0xC012
     assert Instance.objects.count() == 1
+
+
+# Within one association the series is already filed (archive.services.IngestCache), so a
+# re-send must still be found before anything is indexed twice or a file left behind.
+
+
+def test_identical_resend_in_the_same_association_is_a_duplicate(scp, original, outbox):
+    ds = dcmread(original)
+    body = encode(ds)
+    assert send_raw_many(scp, outbox, CT, [(ds.SOPInstanceUID, body)] * 3) == [0, 0, 0]
+    instance = Instance.objects.get()
+    assert instance.version == 1 and InstanceVersion.objects.count() == 0
+    assert [p.name for p in get_storage().root.rglob("*.dcm")] == [
+        get_storage().path(instance.storage_key).name
+    ]
+    assert dataset_sha256(get_storage().path(instance.storage_key)) == instance.sha256
+
+
+@pytest.mark.parametrize(
+    ("policy", "status"), [("reject", 0xC010), ("keep_first", 0x0000)], ids=["reject", "keep_first"]
+)
+def test_modified_resend_in_the_same_association_leaves_no_stray_file(
+    scp, original, outbox, settings, policy, status
+):
+    settings.RESEND_POLICY = policy
+    ds = dcmread(original)
+    uid, modified = modified_body(original)
+    sent = send_raw_many(scp, outbox, CT, [(uid, encode(ds)), (uid, modified)])
+    assert sent == [0x0000, status]
+    instance = Instance.objects.get()
+    assert instance.version == 1 and InstanceVersion.objects.count() == 0
+    files = list(get_storage().root.rglob("*.dcm"))
+    assert files == [get_storage().path(instance.storage_key)]
+    assert dataset_sha256(files[0]) == instance.sha256
+
+
+def test_modified_resend_in_the_same_association_becomes_a_version(scp, original, outbox, settings):
+    settings.RESEND_POLICY = "version"
+    ds = dcmread(original)
+    uid, modified = modified_body(original)
+    assert send_raw_many(scp, outbox, CT, [(uid, encode(ds)), (uid, modified)]) == [0, 0]
+    current = Instance.objects.get()
+    old = InstanceVersion.objects.get()
+    assert (current.version, old.version) == (2, 1)
+    storage = get_storage()
+    assert dcmread(storage.path(current.storage_key)).StudyDescription == "CORRECTED DESCRIPTION"
+    assert dataset_sha256(storage.path(old.storage_key)) == old.sha256
