@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from pynetdicom import AE
@@ -29,7 +30,11 @@ def test_unknown_calling_ae_is_rejected_and_logged(scp, caplog, storage_dir):
     assert "Association Rejected" in result.stderr + result.stdout
     assert Instance.objects.count() == 0
     assert not storage_dir.exists() or not any(p.is_file() for p in storage_dir.rglob("*"))
-    assert any("STRANGER" in r.getMessage() for r in caplog.records)
+    # The SCP logs after sending the rejection, so storescu may have exited just before.
+    deadline = time.monotonic() + 5
+    while not any("STRANGER" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the rejection was not logged"
+        time.sleep(0.02)
 
 
 def test_rejection_is_permanent_calling_ae_not_recognised(scp):
