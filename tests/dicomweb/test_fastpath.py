@@ -5,6 +5,7 @@ header-for-header what Django sends; anything else still meets Django's checks."
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 
@@ -34,6 +35,10 @@ class Answer:
 
 
 def asgi_get(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Answer:
+    return async_to_sync(asgi_get_async)(path, headers, host)
+
+
+async def asgi_get_async(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Answer:
     from readingroom.asgi import application
 
     path, _, query = path.partition("?")
@@ -53,21 +58,18 @@ def asgi_get(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Ans
         "server": ("127.0.0.1", 8000),
     }
 
-    async def run() -> Answer:
-        app = ApplicationCommunicator(application, scope)
-        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-        start = await app.receive_output(timeout=30)
-        body = b""
-        while True:
-            message = await app.receive_output(timeout=30)
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        await app.wait(timeout=5)
-        heads = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-        return Answer(start["status"], heads, body)
-
-    return async_to_sync(run)()
+    app = ApplicationCommunicator(application, scope)
+    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await app.receive_output(timeout=30)
+    body = b""
+    while True:
+        message = await app.receive_output(timeout=30)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await app.wait(timeout=5)
+    heads = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+    return Answer(start["status"], heads, body)
 
 
 @pytest.fixture
@@ -139,6 +141,33 @@ def test_next_frames_of_a_granted_study_skip_django_and_match_it(tech, stack, dj
         AuditEvent.objects.filter(action=Action.IMAGE_VIEW, study=stack[0].series.study).count()
         == 1
     )
+
+
+def test_concurrent_frames_are_each_answered_right(tech, stack, settings, django_requests):
+    """A viewer prefetching a stack sends many frames at once: more than the fast path's
+    threads, cold and warm mixed. Every answer must be the picture Django renders for it."""
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    paths = [
+        url(instance, f"/frames/1/rendered?window={center},400")
+        for center in (0, 40, 80, 120)
+        for instance in stack
+    ] * 2  # each path twice: the second may meet the first's cache entry or render again
+
+    async def all_at_once() -> list[Answer]:
+        return await asyncio.gather(*(asgi_get_async(path, h) for path in paths))
+
+    answers = async_to_sync(all_at_once)()
+    assert len(django_requests) == 1, "all served by the fast path"
+    settings.DICOMWEB_GRANT_SECONDS = 0  # from here on Django answers every request
+    grants.grants.clear()
+    expected = {path: asgi_get(path, h).body for path in set(paths)}
+    assert len(django_requests) == 1 + len(expected)
+    # The slices are copies of one image: a picture per window, not per slice.
+    assert len(set(expected.values())) == 4, "each window gives its own picture"
+    for path, answer in zip(paths, answers, strict=True):
+        assert answer.status == 200, path
+        assert answer.body == expected[path], path
 
 
 def test_parameters_and_instance_level_rendered_take_the_fast_path(tech, stack, django_requests):
