@@ -15,8 +15,9 @@ What a grant is, and what bounds it:
 - It lasts DICOMWEB_GRANT_SECONDS (30 s; 0 turns the fast path off), never past the token's
   expiry, the session's expiry or the end of the image-audit interval the view relied on, so
   the audit trail's "who looked at which study, at most every few minutes" stays true.
-- Sign-out and token revocation drop the credential's grants in this process at once; other
-  processes forget them when they expire (at most DICOMWEB_GRANT_SECONDS later).
+- Sign-out and token revocation drop the credential's grants at once: in this process, and
+  with REDIS_URL set in every process, through `grant_revocations` (a process that cannot
+  hear revocations drops its grants and makes none until it can).
 - Bounded: MAX_GRANTS entries, least recently used dropped first.
 """
 
@@ -32,6 +33,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.tokens import hash_token
+
+from . import grant_revocations
 
 MAX_GRANTS = 20_000
 
@@ -84,6 +87,10 @@ class GrantStore:
                 del self._grants[key]
             return len(gone)
 
+    def drop_all(self) -> None:
+        with self._lock:
+            self._grants.clear()
+
     def clear(self) -> None:
         with self._lock:
             self._grants.clear()
@@ -102,6 +109,27 @@ class GrantStore:
 
 
 grants = GrantStore()
+_listener: grant_revocations.RevocationListener | None = None
+_listener_lock = threading.Lock()
+
+
+def hears_revocations() -> bool:
+    """May this process grant? Always alone; with REDIS_URL only while it hears revocations."""
+    global _listener
+    if not settings.REDIS_URL:
+        return True
+    with _listener_lock:
+        if _listener is None:
+            _listener = grant_revocations.RevocationListener(
+                settings.REDIS_URL, grants.revoke, grants.drop_all
+            )
+    return _listener.ready()
+
+
+def revoke(who: str) -> None:
+    grants.revoke(who)
+    if settings.REDIS_URL:
+        grant_revocations.publish(settings.REDIS_URL, who)
 
 
 def on_logged_out(sender, request=None, **kwargs) -> None:
@@ -109,11 +137,11 @@ def on_logged_out(sender, request=None, **kwargs) -> None:
     session = getattr(request, "session", None)
     who = credential(None, getattr(session, "session_key", None))
     if who is not None:
-        grants.revoke(who)
+        revoke(who)
 
 
 def on_token_revoked(sender, token_hash: str, **kwargs) -> None:
-    grants.revoke("t:" + token_hash)
+    revoke("t:" + token_hash)
 
 
 def grant_for_request(request: HttpRequest, study_uid: str, audited_at: datetime) -> None:
@@ -137,5 +165,5 @@ def grant_for_request(request: HttpRequest, study_uid: str, audited_at: datetime
             return  # a session made or changed by this very request: nothing to reuse
         who = credential(None, cookie)
         seconds = min(seconds, float(request.session.get_expiry_age()))
-    if who is not None:
+    if who is not None and hears_revocations():
         grants.grant(who, study_uid, time.monotonic() + seconds)
