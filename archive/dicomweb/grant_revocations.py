@@ -39,15 +39,18 @@ class RevocationListener:
         self._lock = threading.Lock()
 
     def ready(self, timeout: float = 2.0) -> bool:
-        """Start listening if not yet; True once subscribed (grants may be made)."""
+        """True while subscribed (grants may be made). The call that starts the listener
+        waits up to `timeout` for the subscription; later calls never wait, so a Redis outage
+        costs requests their fast path, not seconds."""
         with self._lock:
-            if self._thread is None or not self._thread.is_alive():
+            starting = self._thread is None or not self._thread.is_alive()
+            if starting:
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, name="grant-revocations", daemon=True
                 )
                 self._thread.start()
-        return self._subscribed.wait(timeout)
+        return self._subscribed.wait(timeout) if starting else self._subscribed.is_set()
 
     def stop(self) -> None:
         self._stop.set()
