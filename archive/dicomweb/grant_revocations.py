@@ -23,6 +23,7 @@ import redis
 logger = logging.getLogger(__name__)
 
 CHANNEL = "readingroom:image-grants:revoked"
+CLIENT_NAME = "readingroom-grant-revocations"  # how the listeners' connections show in Redis
 _RETRY_SECONDS = 1.0
 
 
@@ -59,7 +60,9 @@ class RevocationListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            client = redis.Redis.from_url(self._url, socket_timeout=5, socket_connect_timeout=2)
+            client = redis.Redis.from_url(
+                self._url, socket_timeout=5, socket_connect_timeout=2, client_name=CLIENT_NAME
+            )
             try:
                 with client.pubsub(ignore_subscribe_messages=False) as pubsub:
                     pubsub.subscribe(CHANNEL)
