@@ -23,6 +23,7 @@ thread keeps its database connection (reopened after an error), which is most of
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
@@ -167,7 +168,6 @@ def _render(
     study_uid: str, series_uid: str, sop_uid: str, frame: int, query: str, accept: str
 ) -> tuple[bytes, str, list] | None:
     """The view's rendering, without the view; None for anything the view should answer."""
-    from archive.models import Instance
     from viewer import services as viewer
 
     from .query import QueryError
@@ -179,11 +179,7 @@ def _render(
     except (QueryError, NotAcceptable):
         return None
     try:
-        instance = Instance.objects.filter(
-            sop_instance_uid=sop_uid,
-            series__series_instance_uid=series_uid,
-            series__study__study_instance_uid=study_uid,
-        ).first()
+        instance = _instance(study_uid, series_uid, sop_uid)
         if instance is None:
             return None
         after: list = []
@@ -198,3 +194,43 @@ def _render(
         logger.exception("rendered fast path failed, handing over to Django")
         return None
     return image.content, image.media_type, after
+
+
+# What render_frame reads of an instance; any other field loads on access, as deferred.
+_INSTANCE_FIELDS = ("id", "sop_instance_uid", "number_of_frames", "sha256", "storage_key")
+_PLACEHOLDERS = ("\0sop", "\0series", "\0study")
+
+
+@functools.cache
+def _instance_query(alias: str) -> tuple[str, tuple[int, ...]]:
+    """The instance lookup compiled once by the ORM: its SQL and, per parameter, which UID.
+
+    Why: compiling `Instance.objects.filter(sop_instance_uid=..., series__...,
+    series__study__...)` took 0.45 ms of a warm frame's 0.6 ms in a hot loop (and about
+    1.1 ms of 1.7 ms between requests in the server), executing the compiled SQL 0.03 ms.
+    The query is compiled with placeholder values, which tell where each UID goes.
+    """
+    from archive.models import Instance
+
+    sop, series, study = _PLACEHOLDERS
+    query = Instance.objects.filter(
+        sop_instance_uid=sop,
+        series__series_instance_uid=series,
+        series__study__study_instance_uid=study,
+    ).values_list(*_INSTANCE_FIELDS)
+    sql, params = query.query.get_compiler(using=alias).as_sql()
+    if sorted(params) != sorted(_PLACEHOLDERS):
+        raise RuntimeError(f"unexpected parameters in the compiled instance lookup: {params}")
+    return sql, tuple(_PLACEHOLDERS.index(p) for p in params)
+
+
+def _instance(study_uid: str, series_uid: str, sop_uid: str):
+    """The instance with that UID in that series of that study (UIDs are unique), or None."""
+    from archive.models import Instance
+
+    sql, order = _instance_query(connection.alias)
+    uids = (sop_uid, series_uid, study_uid)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [uids[i] for i in order])
+        row = cursor.fetchone()
+    return None if row is None else Instance.from_db(connection.alias, _INSTANCE_FIELDS, row)
