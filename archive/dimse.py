@@ -28,6 +28,7 @@ from pynetdicom import (
     evt,
     register_uid,
 )
+from pynetdicom._handlers import standard_dimse_recv_handler, standard_dimse_sent_handler
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, uid_to_service_class
 from pynetdicom.transport import AssociationServer
@@ -119,6 +120,7 @@ class StoreSCP:
     def on_established(self, event: evt.Event) -> None:
         _speed_up_transport(event.assoc)
         _wake_instead_of_polling(event.assoc)
+        _no_per_message_logging(event.assoc)
         calling = event.assoc.requestor.ae_title.strip()
         node = node_for_calling_ae(calling)
         source = (
@@ -227,6 +229,18 @@ def _speed_up_transport(assoc) -> None:
         return buffer
 
     assoc_socket.recv = recv
+
+
+def _no_per_message_logging(assoc) -> None:
+    """Unbind pynetdicom's standard DIMSE message logging once the association is up.
+
+    For every C-STORE request its handler copies the received data set (`getvalue()`, 512 KiB
+    for a CT) only to log that one is present, formats a dozen lines for DEBUG and logs
+    "Received Store Request" at INFO. Negotiation (PDU) logging stays, and so do this
+    module's logs of every refusal and failure.
+    """
+    assoc.unbind(evt.EVT_DIMSE_RECV, standard_dimse_recv_handler)
+    assoc.unbind(evt.EVT_DIMSE_SENT, standard_dimse_sent_handler)
 
 
 # Longest a waiting reactor sleeps before re-checking its flags; only matters when idle.

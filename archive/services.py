@@ -17,6 +17,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from identity.services import Demographics, resolve_patient_record
+from readingroom.compiled_query import CompiledQuery
 
 from .dicomfile import DicomFileError, Header, part10_prefix, read_header
 from .models import Instance, InstanceVersion, Series, Study
@@ -235,13 +236,18 @@ def _decide_again(header: Header, sha256: str, key: str) -> tuple[IngestOutcome 
     return existing, indexed
 
 
+# Compiled once (readingroom.compiled_query): compiling it was ~0.3 ms of every ingest.
+_EXISTING = CompiledQuery(
+    lambda sop_instance_uid: Instance.objects.filter(sop_instance_uid=sop_instance_uid).values_list(
+        "pk", "sha256", "storage_key", "series__study_id"
+    ),
+    1,
+)
+
+
 def _existing_outcome(header: Header, sha256: str) -> tuple[IngestOutcome | None, bool]:
     """(Outcome, True) for a SOP Instance UID already indexed, (None, indexed) to store it."""
-    row = list(
-        Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).values_list(
-            "pk", "sha256", "storage_key", "series__study_id"
-        )[:1]
-    )
+    row = _EXISTING.rows(header.sop_instance_uid)
     if not row:
         return None, False
     pk, current_sha256, storage_key, study_id = row[0]
