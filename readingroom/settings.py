@@ -204,8 +204,10 @@ if not 1 <= len(DICOM_AE_TITLE) <= 16 or "\\" in DICOM_AE_TITLE:
 # Overall limit; with DICOM_WORKERS > 1 each worker process takes an equal share (at least 1).
 DICOM_MAX_ASSOCIATIONS = envint("DICOM_MAX_ASSOCIATIONS", 16, 1, 1000)
 # Processes `manage.py dicom_server` forks to serve associations on the same port (one Python
-# process uses one core at most); 1 serves in the command's own process.
-DICOM_WORKERS = envint("DICOM_WORKERS", min(4, os.cpu_count() or 1), 1, 64)
+# process uses one core at most); 1 serves in the command's own process. 4 even on fewer cores:
+# an association waits on fsync and the network about as long as it computes, so on 2 cores
+# 4 senders went from 164-168 (2 workers) to 210-213 instances/s (bench/ingest.py, 2026-12-03).
+DICOM_WORKERS = envint("DICOM_WORKERS", max(4, min(8, os.cpu_count() or 1)), 1, 64)
 DICOM_MAX_PDU = envint("DICOM_MAX_PDU", 131072, 0, 2**32 - 1)
 DICOM_NETWORK_TIMEOUT = envint("DICOM_NETWORK_TIMEOUT", 60, 1, 3600)
 
