@@ -14,6 +14,7 @@ from PIL import Image
 from pydicom import uid
 from pydicom.dataset import Dataset
 from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.utils import get_j2k_parameters
 
 from .errors import RenderError, UndecodableFrame, guarded, logger
 from .frames import (
@@ -197,15 +198,19 @@ def j2k_reduce_level(data: bytes, info: PixelInfo, draft: tuple[int, int] | None
     return level
 
 
+def _j2k_sample_format(data: bytes, info: PixelInfo) -> tuple[int, bool]:
+    """(precision, signed) from the codestream's SIZ marker, else from the header, as pydicom
+    decides them."""
+    params = get_j2k_parameters(data)
+    precision = int(params.get("precision", info.bits_stored))
+    return precision, bool(params.get("is_signed", info.signed))
+
+
 def _pillow_j2k(data: bytes, info: PixelInfo, level: int) -> np.ndarray | None:
     """Decode a JPEG 2000 frame at a reduced resolution with Pillow (pylibjpeg-openjpeg has
     no such option). Reproduces pydicom's sign and precision corrections for Pillow output;
     returns None when this path does not apply, so the caller decodes in full instead."""
-    from pydicom.pixels.utils import get_j2k_parameters
-
-    params = get_j2k_parameters(data)
-    precision = int(params.get("precision", info.bits_stored))
-    j2k_signed = bool(params.get("is_signed", info.signed))
+    precision, j2k_signed = _j2k_sample_format(data, info)
     if info.samples == 3 and (precision > 8 or info.photometric.startswith("YBR_FULL")):
         return None
     if not 0 < precision <= 16 or info.bits_allocated not in (8, 16):
@@ -255,11 +260,7 @@ def _imagecodecs_j2k(data: bytes, info: PixelInfo) -> np.ndarray | None:
     """
     if info.bits_allocated not in (8, 16) or (info.samples == 3 and info.bits_allocated != 8):
         return None
-    from pydicom.pixels.utils import get_j2k_parameters
-
-    params = get_j2k_parameters(data)
-    precision = int(params.get("precision", info.bits_stored))
-    j2k_signed = bool(params.get("is_signed", info.signed))
+    precision, j2k_signed = _j2k_sample_format(data, info)
     if not 0 < precision <= info.bits_allocated:
         return None
     if info.samples == 3 and info.photometric not in ("RGB", "YBR_ICT", "YBR_RCT"):
