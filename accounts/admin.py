@@ -59,7 +59,15 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset) -> None:
-        from django.utils import timezone
+        """One by one through revoke_token, so each ends its image grants (token_revoked) and
+        is audited as the owner's own revocation is."""
+        from .auditing import record
+        from .tokens import revoke_token
 
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        count = 0
+        for token in queryset.filter(revoked_at__isnull=True).select_related("user"):
+            if revoke_token(token):
+                count += 1
+                detail = {"token": token.prefix, "owner": token.user.username}
+                record(request, "token.revoke", user=request.user, obj=token, detail=detail)
         self.message_user(request, f"{count} token(s) revoked.")

@@ -16,6 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.access_changes import announce as announce_access_change
+
 from . import matching
 from .models import (
     BlockingKey,
@@ -326,6 +328,7 @@ def unlink_record(record: PatientRecord, user, reason: str = "") -> LinkEvent:
     old_person = record.person_id
     new_person = Person.objects.create()
     PatientRecord.objects.filter(pk=record.pk).update(person=new_person)
+    announce_access_change()  # the record's studies are no longer the others' priors
     for other in others:
         _set_pair_status(record, other, Status.KEPT_APART, user)
     return LinkEvent.objects.create(
@@ -353,6 +356,7 @@ def unmerge(event: LinkEvent, user, reason: str = "") -> LinkEvent:
             "records of this link were moved again since; undo the later changes first"
         )
     moved.update(person_id=event.source_id)
+    announce_access_change()  # the moved records' studies are no longer the target's priors
     if event.decision_id:
         decision = event.decision
         decision.status = Status.KEPT_APART

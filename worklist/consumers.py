@@ -2,9 +2,10 @@
 
 On connect the user is authenticated from the session (AuthMiddlewareStack), must have passed
 the second factor if their role needs one and not be idle past the timeout, and joins their
-own user group plus the reading groups the access policy gives them. Membership changes make
-it re-check those groups. It forwards ids only: what a user may see of a case is decided when
-the page fetches the row.
+own user group plus the reading groups the access policy gives them. Access changes
+(accounts/access_changes.py: the account, a membership, the group's agreements) make it
+re-check those groups, and it closes when the user may no longer listen. It forwards ids
+only: what a user may see of a case is decided when the page fetches the row.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def allowed_channels(user, session) -> list[str] | None:
     from accounts.middleware import LAST_ACTIVITY_KEY
     from accounts.policy import active_memberships, reading_group_ids
 
-    if not (user and user.is_authenticated and user.is_active):
+    if not (user and user.is_authenticated):
+        return None
+    try:  # the scope's user is as it was at connect; deactivation must be seen
+        user.refresh_from_db(fields=["is_active", "is_superuser"])
+    except type(user).DoesNotExist:
+        return None
+    if not user.is_active:
         return None
     if not session_is_verified(user, session):
         return None

@@ -3,10 +3,9 @@ tell live sockets to re-check their groups."""
 
 from __future__ import annotations
 
-from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.models import Membership
+from accounts.access_changes import access_changed
 from archive.signals import study_received
 from reports.services import report_signed
 
@@ -35,21 +34,13 @@ def case_follows_report(sender, report_id: int, kind: str, **kwargs) -> None:
         set_report_status(case.pk, status)
 
 
-@receiver(post_save, sender=Membership, dispatch_uid="worklist.membership_saved")
-@receiver(post_delete, sender=Membership, dispatch_uid="worklist.membership_deleted")
-def membership_changed(sender, instance: Membership, **kwargs) -> None:
-    from .events import membership_changed as notify
+@receiver(access_changed, dispatch_uid="worklist.access_changed")
+def access_changed_for(sender, user_id=None, organization_id=None, **kwargs) -> None:
+    """A user's memberships or account, or a reading group's agreements, changed: their open
+    sockets re-check which groups they may listen to and the pages re-fetch their rows."""
+    from .events import group_channel, membership_changed, send
 
-    notify(instance.user_id)
-
-
-@receiver(
-    m2m_changed,
-    sender=Membership.credentialed_facilities.through,
-    dispatch_uid="worklist.credentials_changed",
-)
-def credentials_changed(sender, instance, **kwargs) -> None:
-    from .events import membership_changed as notify
-
-    if isinstance(instance, Membership):
-        notify(instance.user_id)
+    if user_id is not None:
+        membership_changed(user_id)
+    elif organization_id is not None:
+        send([group_channel(organization_id)], {"type": "membership.changed"})

@@ -15,9 +15,14 @@ What a grant is, and what bounds it:
 - It lasts DICOMWEB_GRANT_SECONDS (30 s; 0 turns the fast path off), never past the token's
   expiry, the session's expiry or the end of the image-audit interval the view relied on, so
   the audit trail's "who looked at which study, at most every few minutes" stays true.
-- Sign-out and token revocation drop the credential's grants at once: in this process, and
-  with REDIS_URL set in every process, through `grant_revocations` (a process that cannot
-  hear revocations drops its grants and makes none until it can).
+- Sign-out and token revocation drop the credential's grants at once, and a change to the
+  policy's inputs (accounts/access_changes.py: an account deactivated, a membership or
+  reading agreement changed, an identity link undone) drops the user's grants, or everyone's:
+  in this process, and with REDIS_URL set in every process, through `grant_revocations` (a
+  process that cannot hear revocations drops its grants and makes none until it can).
+- A revocation that lands while a request is between its access check and its grant wins:
+  the view reads the store's generation before checking, and a grant from an older
+  generation is not made.
 - Bounded: MAX_GRANTS entries, least recently used dropped first.
 """
 
@@ -37,6 +42,11 @@ from accounts.tokens import hash_token
 from . import grant_revocations
 
 MAX_GRANTS = 20_000
+EVERYONE = "*"  # a revocation of every grant; "u:<id>" revokes one user's, else one credential's
+
+
+def user_key(user_id: int) -> str:
+    return f"u:{user_id}"
 
 
 def credential(authorization: str | None, session_cookie: str | None) -> str | None:
@@ -53,43 +63,63 @@ class GrantStore:
     """Thread-safe: Django's request threads write, the fast path's threads read."""
 
     def __init__(self, max_grants: int = MAX_GRANTS) -> None:
-        self._grants: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # (credential, study UID) -> (time.monotonic() deadline, user key)
+        self._grants: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by every revocation
         self._max = max_grants
         self._headers: tuple[tuple[bytes, bytes], ...] | None = None
 
-    def grant(self, who: str, study_uid: str, until: float) -> None:
-        """`until` is a time.monotonic() value."""
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def grant(
+        self, who: str, study_uid: str, until: float, user: str = "", generation: int | None = None
+    ) -> bool:
+        """`until` is a time.monotonic() value; `generation`, when given, is what the caller
+        read before it checked access: if anything was revoked since, nothing is granted."""
         if until <= time.monotonic():
-            return
+            return False
         with self._lock:
-            self._grants[(who, study_uid)] = until
+            if generation is not None and generation != self._generation:
+                return False
+            self._grants[(who, study_uid)] = (until, user)
             self._grants.move_to_end((who, study_uid))
             while len(self._grants) > self._max:
                 self._grants.popitem(last=False)
+        return True
 
     def allows(self, who: str, study_uid: str) -> bool:
         key = (who, study_uid)
         with self._lock:
-            until = self._grants.get(key)
-            if until is None:
+            entry = self._grants.get(key)
+            if entry is None:
                 return False
-            if until <= time.monotonic():
+            if entry[0] <= time.monotonic():
                 del self._grants[key]
                 return False
             self._grants.move_to_end(key)
             return True
 
     def revoke(self, who: str) -> int:
+        """Drop the grants of a credential, of a user ("u:<id>") or of everyone ("*")."""
         with self._lock:
-            gone = [key for key in self._grants if key[0] == who]
-            for key in gone:
+            self._generation += 1
+            if who == EVERYONE:
+                gone = len(self._grants)
+                self._grants.clear()
+                return gone
+            if who.startswith("u:"):
+                keys = [key for key, (_, user) in self._grants.items() if user == who]
+            else:
+                keys = [key for key in self._grants if key[0] == who]
+            for key in keys:
                 del self._grants[key]
-            return len(gone)
+            return len(keys)
 
     def drop_all(self) -> None:
-        with self._lock:
-            self._grants.clear()
+        self.revoke(EVERYONE)
 
     def clear(self) -> None:
         with self._lock:
@@ -144,11 +174,20 @@ def on_token_revoked(sender, token_hash: str, **kwargs) -> None:
     revoke("t:" + token_hash)
 
 
-def grant_for_request(request: HttpRequest, study_uid: str, audited_at: datetime) -> None:
+def on_access_changed(sender, user_id: int | None = None, **kwargs) -> None:
+    """One user's access changed: their grants go; an organisation's or anyone's: all go (a
+    grant does not know its user's organisations, and such changes are rare)."""
+    revoke(user_key(user_id) if user_id is not None else EVERYONE)
+
+
+def grant_for_request(
+    request: HttpRequest, study_uid: str, audited_at: datetime, generation: int
+) -> None:
     """Let this request's credential take the fast path for the study's next frames.
 
     Called by the view after the request passed sign-in, MFA and the access policy and the
-    image view was audited at `audited_at` (found or written)."""
+    image view was audited at `audited_at` (found or written); `generation` is
+    `grants.generation` as the view read it before it checked access."""
     ttl = settings.DICOMWEB_GRANT_SECONDS
     if ttl <= 0:
         return
@@ -166,4 +205,5 @@ def grant_for_request(request: HttpRequest, study_uid: str, audited_at: datetime
         who = credential(None, cookie)
         seconds = min(seconds, float(request.session.get_expiry_age()))
     if who is not None and hears_revocations():
-        grants.grant(who, study_uid, time.monotonic() + seconds)
+        until = time.monotonic() + seconds
+        grants.grant(who, study_uid, until, user_key(request.user.pk), generation)

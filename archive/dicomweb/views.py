@@ -341,6 +341,7 @@ def rendered(
 
     from .render_params import params_from_request
 
+    generation = grants.grants.generation  # before the access check: see grants.py
     instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     params = params_from_request(request.GET, request.headers.get("Accept", ""))
     try:
@@ -350,7 +351,7 @@ def rendered(
     except viewer.RenderError as exc:
         return error(422, exc.message)
     audited_at = _audit_image(request, instance.series.study)
-    grants.grant_for_request(request, study_uid, audited_at)
+    grants.grant_for_request(request, study_uid, audited_at, generation)
     response = HttpResponse(image.content, content_type=image.media_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -12,19 +12,25 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import update_last_login
 from django.core.signals import request_started
 from django.http import QueryDict
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, Organization, ReadingAgreement, Role
 from accounts.tokens import issue_token, revoke_token
 from archive.dicomweb import grants
 from archive.dicomweb.render_params import params_from_request
 from archive.models import Instance
 from audit.models import Action, AuditEvent
+from identity.models import PatientRecord, Person
+from identity.services import unlink_record
+from tests.accounts.helpers import login_verified
 from tests.conftest import wait_for
-from tests.dicomweb.conftest import ingest, part10
+from tests.dicomweb.conftest import ApiUser, api_user, ingest, part10
 from tests.dicomweb.test_wado import url
 from viewer.frame_cache import frame_key, get_frame_cache
 
@@ -230,7 +236,7 @@ def test_a_grant_never_outlives_its_token(tech, stack):
     assert asgi_get(url(stack[0], "/frames/1/rendered"), bearer(token)).status == 200
     who = grants.credential(f"Bearer {token}", None)
     assert grants.grants.allows(who, stack[0].series.study.study_instance_uid)
-    until = grants.grants._grants[(who, stack[0].series.study.study_instance_uid)]
+    until, _ = grants.grants._grants[(who, stack[0].series.study.study_instance_uid)]
     assert until - time.monotonic() <= 2.0
 
 
@@ -254,6 +260,104 @@ def test_grants_off_sends_everything_to_django(tech, stack, settings, django_req
     assert len(django_requests) == 3 and len(grants.grants) == 0
 
 
+# --- changes to what the policy reads end grants at once (accounts/access_changes.py) ---------
+
+
+def granted(user: ApiUser, stack, django_requests) -> dict[str, str]:
+    """A first frame through Django grants the study; the second takes the fast path."""
+    h = bearer(user.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    assert asgi_get(url(stack[1], "/frames/1/rendered"), h).status == 200
+    assert len(django_requests) == 1, "the second frame skipped Django"
+    return h
+
+
+def test_deactivating_the_account_ends_its_grants_at_once(tech, stack, django_requests):
+    h = granted(tech, stack, django_requests)
+    tech.user.is_active = False
+    tech.user.save()
+    refused = asgi_get(url(stack[2], "/frames/1/rendered"), h)
+    assert refused.status == 401 and len(django_requests) == 2
+
+
+def test_ending_the_membership_ends_its_grants_at_once(tech, stack, django_requests):
+    h = granted(tech, stack, django_requests)
+    membership = tech.user.memberships.get()
+    membership.active = False
+    membership.save(update_fields=["active"])  # as the org-admin page does
+    refused = asgi_get(url(stack[2], "/frames/1/rendered"), h)
+    assert refused.status == 404 and len(django_requests) == 2
+
+
+def test_ending_the_reading_agreement_ends_the_readers_grants(riverside, stack, django_requests):
+    group = Organization.objects.create(
+        name="Northstar", slug="northstar", kind=Organization.Kind.READING_GROUP
+    )
+    agreement = ReadingAgreement.objects.create(reading_group=group, sending_facility=riverside)
+    reader = api_user("reader", group, Role.READER)
+    h = granted(reader, stack, django_requests)
+    agreement.active = False
+    agreement.save()
+    refused = asgi_get(url(stack[2], "/frames/1/rendered"), h)
+    assert refused.status == 404 and len(django_requests) == 2
+
+
+def test_undoing_an_identity_link_ends_every_grant(tech, riverside, lakeview, stack):
+    granted_to = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), granted_to).status == 200
+    assert len(grants.grants) == 1
+    person = Person.objects.create()
+    here = PatientRecord.objects.create(organization=riverside, patient_id="A1", person=person)
+    PatientRecord.objects.create(organization=lakeview, patient_id="B1", person=person)
+    unlink_record(here, tech.user, "not the same child")
+    assert len(grants.grants) == 0
+
+
+def test_a_sign_in_elsewhere_keeps_the_grants(tech, stack, django_requests):
+    h = granted(tech, stack, django_requests)
+    update_last_login(None, tech.user)  # saves last_login only: nothing the policy reads
+    assert asgi_get(url(stack[2], "/frames/1/rendered"), h).status == 200
+    assert len(django_requests) == 1
+
+
+def test_a_revocation_during_the_access_check_prevents_the_grant(
+    tech, stack, django_requests, monkeypatch
+):
+    """The revocation lands after the view checked access and before it grants: no grant."""
+    from archive.dicomweb import views
+
+    audit_image = views._audit_image
+
+    def audit_then_revoke(request, study):
+        audited_at = audit_image(request, study)
+        grants.revoke(grants.user_key(tech.user.pk))
+        return audited_at
+
+    monkeypatch.setattr(views, "_audit_image", audit_then_revoke)
+    h = bearer(tech.token)
+    assert asgi_get(url(stack[0], "/frames/1/rendered"), h).status == 200
+    assert len(grants.grants) == 0
+    assert asgi_get(url(stack[1], "/frames/1/rendered"), h).status == 200
+    assert len(django_requests) == 2, "the next frame went through Django again"
+
+
+def test_the_admins_bulk_token_revocation_ends_grants_and_is_audited(tech, stack, django_requests):
+    h = granted(tech, stack, django_requests)
+    admin = get_user_model().objects.create_superuser("root", password="y" * 20)
+    browser = Client()
+    login_verified(browser, admin)
+    token = ApiToken.objects.get(user=tech.user)
+    changelist = reverse("admin:accounts_apitoken_changelist")
+    answer = browser.post(changelist, {"action": "revoke", "_selected_action": [token.pk]})
+    assert answer.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    event = AuditEvent.objects.get(action=Action.TOKEN_REVOKE)
+    assert event.user_id == admin.pk and event.detail["owner"] == "tech"
+    refused = asgi_get(url(stack[2], "/frames/1/rendered"), h)
+    assert refused.status == 401
+
+
 # --- the store itself ------------------------------------------------------------------------
 
 
@@ -271,6 +375,21 @@ def test_store_expires_bounds_and_revokes():
     assert store.revoke("t:c") == 1 and not store.allows("t:c", "1.5")
     store.grant("t:d", "1.6", now - 1)  # already over: not kept
     assert not store.allows("t:d", "1.6")
+
+
+def test_store_revokes_by_user_and_all_and_refuses_stale_grants():
+    store = grants.GrantStore()
+    later = time.monotonic() + 60
+    store.grant("t:a", "1.2", later, "u:1")
+    store.grant("s:b", "1.2", later, "u:1")
+    store.grant("t:c", "1.2", later, "u:2")
+    assert store.revoke("u:1") == 2
+    assert not store.allows("s:b", "1.2") and store.allows("t:c", "1.2")
+    seen = store.generation
+    assert store.grant("t:d", "1.3", later, "u:3", seen)
+    store.revoke("t:someone-else")
+    assert not store.grant("t:d", "1.4", later, "u:3", seen), "revoked since it was read"
+    assert store.revoke(grants.EVERYONE) == 2 and len(store) == 0
 
 
 def test_credential_follows_the_middleware_rule():

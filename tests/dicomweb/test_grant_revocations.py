@@ -57,6 +57,19 @@ def test_signing_out_in_one_process_ends_the_grant_in_another(process):
     wait_for(lambda: not other.allows("t:" + "ab" * 32, "1.2.3"))
 
 
+def test_an_access_change_in_one_process_ends_grants_in_another(process):
+    """A deactivated user's grants go everywhere; an agreement change drops all of them."""
+    other, _ = process()
+    other.grant("t:mine", "1.2.3", later(), grants.user_key(7))
+    other.grant("s:mine", "1.2.4", later(), grants.user_key(7))
+    other.grant("t:theirs", "1.2.3", later(), grants.user_key(8))
+    grants.on_access_changed(None, user_id=7)  # what accounts.access_changes sends
+    wait_for(lambda: len(other) == 1)
+    assert other.allows("t:theirs", "1.2.3")
+    grants.on_access_changed(None, organization_id=3)
+    wait_for(lambda: len(other) == 0)
+
+
 def test_a_process_that_cannot_hear_revocations_drops_its_grants_and_makes_none(process):
     store, listener = process()
     store.grant("t:reader", "1.2.3", later())

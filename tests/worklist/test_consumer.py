@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from readingroom.asgi import application
 from worklist import services
-from worklist.consumers import WorklistConsumer
+from worklist.consumers import CLOSE_FORBIDDEN, WorklistConsumer
 
 from .conftest import make_study
 
@@ -124,6 +124,45 @@ def test_membership_change_rechecks_groups(world):
         study2 = await sync_to_async(make_study)(world.riverside)
         await sync_to_async(services.open_case)(study2.pk)
         assert await other.receive_nothing(timeout=0.3)
+        await other.disconnect()
+
+    async_to_sync(run)()
+
+
+@override_settings(CHANNEL_LAYERS=LAYERS)
+def test_deactivating_the_account_closes_its_open_socket(world):
+    async def run():
+        reader, ok, _ = await _connect(world.reader)
+        assert ok
+        await sync_to_async(type(world.reader).objects.filter(pk=world.reader.pk).update)(
+            is_active=False
+        )
+        fresh = await sync_to_async(type(world.reader).objects.get)(pk=world.reader.pk)
+        await sync_to_async(fresh.save)()  # as the admin's change form saves it
+        assert await reader.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+
+    async_to_sync(run)()
+
+
+@override_settings(CHANNEL_LAYERS=LAYERS)
+def test_a_changed_reading_agreement_resyncs_the_groups_sockets(world):
+    async def run():
+        reader, ok, _ = await _connect(world.reader)
+        other, ok2, _ = await _connect(world.other_reader)
+        assert ok and ok2
+        from accounts.models import ReadingAgreement
+
+        agreement = await sync_to_async(ReadingAgreement.objects.get)(
+            reading_group=world.northstar, sending_facility=world.lakeview
+        )
+        agreement.active = False
+        await sync_to_async(agreement.save)()
+        assert await reader.receive_json_from(timeout=2) == {"event": "resync"}
+        assert await other.receive_nothing(timeout=0.3), "another group's reader is not told"
+        await reader.disconnect()
         await other.disconnect()
 
     async_to_sync(run)()

@@ -1,0 +1,88 @@
+"""The one signal that says what someone may see could have changed.
+
+Why: the access policy (policy.py) is asked afresh by every Django request, but two things
+hold on to its answer between requests: the rendered fast path's image grants
+(archive/dicomweb/grants.py, up to DICOMWEB_GRANT_SECONDS) and the live worklist sockets
+(worklist/consumers.py, for as long as a tab stays open). A deactivated reader, or a reading
+agreement that ended, must not keep seeing images until those expire, so whatever changes an
+input of the policy announces it here and they ask again.
+
+`access_changed` is sent after the change commits (so whoever asks again sees it) with:
+- user_id: only this user's access changed (the account, one of its memberships);
+- organization_id: the access of this organisation's members changed (its kind, one of its
+  reading agreements);
+- neither: anyone's may have (an identity link undone: a child's priors are no longer
+  another child's).
+
+Model changes are caught here by Django's model signals, so the admin and the org-admin
+pages need not remember; services that change the policy's inputs with a queryset UPDATE
+(identity links) call `announce` themselves.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import Signal
+
+from .models import Membership, Organization, ReadingAgreement
+
+access_changed = Signal()  # kwargs: user_id: int | None, organization_id: int | None
+
+
+def announce(user_id: int | None = None, organization_id: int | None = None) -> None:
+    """Send access_changed once the current transaction commits (at once outside one)."""
+    transaction.on_commit(
+        lambda: access_changed.send(sender=None, user_id=user_id, organization_id=organization_id)
+    )
+
+
+# Saving only these fields changes nothing the policy reads (a sign-in saves last_login).
+_USER_FIELDS_THE_POLICY_IGNORES = {"last_login"}
+
+
+def _user_saved(sender, instance, created: bool, update_fields=None, **kwargs) -> None:
+    if created:
+        return  # a new account has no grants and no sockets yet
+    if update_fields is not None and set(update_fields) <= _USER_FIELDS_THE_POLICY_IGNORES:
+        return
+    announce(user_id=instance.pk)
+
+
+def _user_deleted(sender, instance, **kwargs) -> None:
+    announce(user_id=instance.pk)
+
+
+def _membership_changed(sender, instance: Membership, **kwargs) -> None:
+    announce(user_id=instance.user_id)
+
+
+def _credentials_changed(sender, instance, **kwargs) -> None:
+    if isinstance(instance, Membership):
+        announce(user_id=instance.user_id)
+
+
+def _agreement_changed(sender, instance: ReadingAgreement, **kwargs) -> None:
+    announce(organization_id=instance.reading_group_id)
+
+
+def _organization_saved(sender, instance: Organization, created: bool, **kwargs) -> None:
+    if not created:
+        announce(organization_id=instance.pk)
+
+
+def connect() -> None:
+    """Called by AccountsConfig.ready()."""
+    user_model = settings.AUTH_USER_MODEL
+    post_save.connect(_user_saved, sender=user_model, dispatch_uid="access.user_saved")
+    post_delete.connect(_user_deleted, sender=user_model, dispatch_uid="access.user_deleted")
+    for signal, name in ((post_save, "saved"), (post_delete, "deleted")):
+        signal.connect(_membership_changed, sender=Membership, dispatch_uid=f"access.m_{name}")
+        signal.connect(_agreement_changed, sender=ReadingAgreement, dispatch_uid=f"access.a_{name}")
+    m2m_changed.connect(
+        _credentials_changed,
+        sender=Membership.credentialed_facilities.through,
+        dispatch_uid="access.credentials",
+    )
+    post_save.connect(_organization_saved, sender=Organization, dispatch_uid="access.org_saved")
