@@ -28,7 +28,6 @@ from pynetdicom import (
     evt,
     register_uid,
 )
-from pynetdicom._handlers import standard_dimse_recv_handler, standard_dimse_sent_handler
 from pynetdicom.service_class import StorageServiceClass
 from pynetdicom.sop_class import Verification, uid_to_service_class
 from pynetdicom.transport import AssociationServer
@@ -237,10 +236,12 @@ def _no_per_message_logging(assoc) -> None:
     For every C-STORE request its handler copies the received data set (`getvalue()`, 512 KiB
     for a CT) only to log that one is present, formats a dozen lines for DEBUG and logs
     "Received Store Request" at INFO. Negotiation (PDU) logging stays, and so do this
-    module's logs of every refusal and failure.
+    module's logs of every refusal and failure. The SCP binds nothing to these two events
+    itself, so whatever is bound there is pynetdicom's logging.
     """
-    assoc.unbind(evt.EVT_DIMSE_RECV, standard_dimse_recv_handler)
-    assoc.unbind(evt.EVT_DIMSE_SENT, standard_dimse_sent_handler)
+    for event in (evt.EVT_DIMSE_RECV, evt.EVT_DIMSE_SENT):
+        for handler, _args in list(assoc.get_handlers(event)):
+            assoc.unbind(event, handler)
 
 
 # Longest a waiting reactor sleeps before re-checking its flags; only matters when idle.

@@ -37,6 +37,18 @@ def test_unknown_calling_ae_is_rejected_and_logged(scp, caplog, storage_dir):
         time.sleep(0.02)
 
 
+def test_stores_are_not_logged_per_message_but_negotiation_is(scp, caplog):
+    """pynetdicom's per-message DIMSE logging (a copy of every data set) is unbound; its
+    association logging stays."""
+    caplog.set_level(logging.DEBUG, logger="pynetdicom")
+    result = storescu(scp, pydicom_file("CT_small.dcm"))
+    assert result.returncode == 0, result.stderr
+    assert Instance.objects.count() == 1
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("pynetdicom")]
+    assert any("Association" in m for m in messages), "negotiation is still logged"
+    assert not any("Store Request" in m or "C-STORE RQ" in m for m in messages)
+
+
 def test_rejection_is_permanent_calling_ae_not_recognised(scp):
     assoc = associate(scp, calling="STRANGER")
     assert assoc.is_rejected
