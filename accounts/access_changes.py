@@ -27,14 +27,21 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal
 
 from .models import Membership, Organization, ReadingAgreement
+from .policy import forget_memberships
 
 access_changed = Signal()  # kwargs: user_id: int | None, organization_id: int | None
 
 
 def announce(user_id: int | None = None, organization_id: int | None = None) -> None:
-    """Send access_changed once the current transaction commits (at once outside one)."""
+    """Send access_changed once the current transaction commits (at once outside one), and
+    forget this request's memberships now (policy.py), so it sees its own change.
+
+    Robust: the change is committed by then, so a receiver that fails is logged by Django
+    and does not turn the save that caused it into an error."""
+    forget_memberships()
     transaction.on_commit(
-        lambda: access_changed.send(sender=None, user_id=user_id, organization_id=organization_id)
+        lambda: access_changed.send(sender=None, user_id=user_id, organization_id=organization_id),
+        robust=True,
     )
 
 

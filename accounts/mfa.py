@@ -20,7 +20,8 @@ from django.http import HttpRequest
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from .models import Membership, Role
+from .models import Role
+from .policy import active_memberships
 
 MFA_ROLES = (Role.READER, Role.SCHEDULER, Role.ORG_ADMIN, Role.STEWARD, Role.ADMIN)
 RECOVERY_CODE_COUNT = 10
@@ -42,7 +43,7 @@ def requires_mfa(user) -> bool:
         return cached
     required = (
         user.is_superuser
-        or Membership.objects.filter(user=user, active=True, role__in=MFA_ROLES).exists()
+        or any(m.role in MFA_ROLES for m in active_memberships(user))
         or has_confirmed_device(user)
     )
     setattr(user, _CACHE_ATTR, required)

@@ -19,6 +19,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 
 from .mfa import has_confirmed_device, is_verified, requires_mfa
+from .policy import memberships_read_once
 from .tokens import authenticate_bearer, bearer_token, is_api_path, unauthorized
 
 # Session key holding the epoch second of the last request that counted as activity.
@@ -26,6 +27,17 @@ LAST_ACTIVITY_KEY = "readingroom_last_activity"
 # Rewriting the session on every request costs a database write each; a few seconds of
 # slack on a 30-minute timeout changes nothing.
 ACTIVITY_WRITE_INTERVAL = 5
+
+
+class MembershipsReadOnce:
+    """Lets the access policy read a user's memberships once per request (policy.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with memberships_read_once():
+            return self.get_response(request)
 
 
 class ApiTokenMiddleware:

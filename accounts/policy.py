@@ -18,6 +18,10 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
@@ -26,10 +30,43 @@ from .models import Membership, Organization, ReadingAgreement, Role
 READING_SIDE = {Role.READER, Role.SCHEDULER, Role.ORG_ADMIN}
 
 
+# One request asks the policy several times (the view's filter, the admin check inside it,
+# the audit's role): each read the memberships again, a round trip apiece (4 of a QIDO
+# search's 7 queries). Within a request (MembershipsReadOnce middleware) they are read once
+# per user; outside one (sockets, tasks, shells) nothing is kept, so a long-lived caller
+# always reads afresh. A change to a membership or account empties the memo at once.
+_request_memo: ContextVar[dict[int, list[Membership]] | None] = ContextVar(
+    "policy_memberships", default=None
+)
+
+
 def active_memberships(user) -> list[Membership]:
     if not (user and user.is_authenticated and user.is_active):
         return []
-    return list(Membership.objects.filter(user=user, active=True).select_related("organization"))
+    memo = _request_memo.get()
+    if memo is not None and user.pk in memo:
+        return list(memo[user.pk])
+    rows = list(Membership.objects.filter(user=user, active=True).select_related("organization"))
+    if memo is not None:
+        memo[user.pk] = rows
+    return list(rows)
+
+
+@contextmanager
+def memberships_read_once() -> Iterator[None]:
+    """Memoise active_memberships for the duration of the block (one request)."""
+    token = _request_memo.set({})
+    try:
+        yield
+    finally:
+        _request_memo.reset(token)
+
+
+def forget_memberships() -> None:
+    """Called when a membership or account changes (access_changes.py)."""
+    memo = _request_memo.get()
+    if memo:
+        memo.clear()
 
 
 def is_platform_admin(user) -> bool:

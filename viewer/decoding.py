@@ -45,6 +45,13 @@ from .j2k_imagecodecs import THREADS as J2K_THREADS
 #                                             2026-12-02 (load ~1): pylibjpeg 20.8, Pillow
 #                                             21.6, imagecodecs (same OpenJPEG) 20.2 on one
 #                                             thread and 11.0 on two (viewer/j2k_imagecodecs)
+#                                             2026-12-03 (load ~0.5-1), the decoders Orthanc
+#                                             and others use: imagecodecs 26.8-29.7 / 15.7-
+#                                             16.3 (1 / 2 threads), GDCM 3.0.21 (Debian's,
+#                                             as Orthanc's plugin links it) 19.1 and
+#                                             python-gdcm 3.2.6 20.0-21.7 (read + decode),
+#                                             Grok 10.0.5 (grk_decompress, 60 files) 27.2 /
+#                                             16.9: none faster than OpenJPEG on 2 threads
 #                          MR2_J2KR 1024^2    pylibjpeg 106 ms, Pillow 137 ms
 #                          US1_J2KR 640x480   pylibjpeg 36.9 ms, Pillow 40.7 ms
 #   RLE                    OBXXXX1A 800x600   pylibjpeg-rle 0.63 ms, pydicom 3.8 ms

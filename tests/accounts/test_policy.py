@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role
-from accounts.policy import can_view_study, visible_studies
+from accounts.policy import can_view_study, memberships_read_once, visible_studies
 from archive.models import Series, Study
 from identity.models import PatientRecord, Person
 from readingroom import demo
@@ -132,3 +134,33 @@ def test_no_duplicates_when_a_study_has_many_series(world):
         Series.objects.create(series_instance_uid=f"1.1.9.{n}", study=study, modality="CT")
     reader = get_user_model().objects.get(username="reader")
     assert visible_studies(reader).filter(pk=study.pk).count() == 1
+
+
+def _membership_queries(queries) -> int:
+    return sum('FROM "accounts_membership"' in q["sql"] for q in queries)
+
+
+def test_a_request_reads_memberships_once_and_sees_its_own_change(world):
+    reader = get_user_model().objects.get(username="reader")
+    with CaptureQueriesContext(connection) as outside:
+        assert visible("reader") == READING_SIDE
+    assert _membership_queries(outside.captured_queries) >= 2, "outside a request: read afresh"
+    with memberships_read_once():
+        with CaptureQueriesContext(connection) as inside:
+            assert visible("reader") == READING_SIDE
+            assert visible("reader") == READING_SIDE
+        assert _membership_queries(inside.captured_queries) == 1
+        membership = reader.memberships.get()
+        membership.active = False
+        membership.save(update_fields=["active"])
+        assert visible("reader") == set(), "the change is seen within the same request"
+
+
+def test_a_search_request_reads_memberships_once(world, client):
+    from tests.accounts.helpers import login_verified
+
+    login_verified(client, get_user_model().objects.get(username="reader"))
+    with CaptureQueriesContext(connection) as request:
+        answer = client.get("/dicomweb/studies", HTTP_ACCEPT="application/dicom+json")
+    assert answer.status_code == 200 and len(answer.json()) == len(READING_SIDE)
+    assert _membership_queries(request.captured_queries) == 1
