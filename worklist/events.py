@@ -83,7 +83,14 @@ def send(channels: list[str], message: dict) -> None:
     helper.join(timeout=5)
 
 
-def membership_changed(user_id: int) -> None:
-    """Tell the user's open sockets to re-check which groups they may listen to."""
+def membership_changed(user_id: int | None = None, organization_id: int | None = None) -> None:
+    """Tell open sockets to re-check which groups they may listen to: the user's, else every
+    socket listening to the reading group (its agreements changed)."""
+    if user_id is not None:
+        channel = user_channel(user_id)
+    elif organization_id is not None:
+        channel = group_channel(organization_id)
+    else:
+        return
     message = {"type": "membership.changed"}
-    transaction.on_commit(lambda: send([user_channel(user_id)], message))
+    transaction.on_commit(lambda: send([channel], message))

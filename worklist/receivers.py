@@ -38,9 +38,6 @@ def case_follows_report(sender, report_id: int, kind: str, **kwargs) -> None:
 def access_changed_for(sender, user_id=None, organization_id=None, **kwargs) -> None:
     """A user's memberships or account, or a reading group's agreements, changed: their open
     sockets re-check which groups they may listen to and the pages re-fetch their rows."""
-    from .events import group_channel, membership_changed, send
+    from .events import membership_changed
 
-    if user_id is not None:
-        membership_changed(user_id)
-    elif organization_id is not None:
-        send([group_channel(organization_id)], {"type": "membership.changed"})
+    membership_changed(user_id=user_id, organization_id=organization_id)
