@@ -66,6 +66,7 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.REPORT_OPEN: EventCodes(PATIENT_RECORD, "R"),
     Action.REPORT_SIGN: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_ADDEND: EventCodes(PATIENT_RECORD, "U"),
+    Action.REPORT_CRITICAL: EventCodes(PATIENT_RECORD, "U"),
     Action.EXPORT: EventCodes(EXPORT, "R"),
     Action.ANNOTATE: EventCodes(PATIENT_RECORD, "U"),
     Action.IDENTITY_LINK: EventCodes(PATIENT_RECORD, "U"),

@@ -33,6 +33,7 @@ class Action(models.TextChoices):
     REPORT_OPEN = "report.open", "Report opened"
     REPORT_SIGN = "report.sign", "Report signed"
     REPORT_ADDEND = "report.addend", "Report addendum"
+    REPORT_CRITICAL = "report.critical", "Critical result flagged, communicated or acknowledged"
     EXPORT = "export", "Export"
     ANNOTATE = "viewer.annotate", "Measurement or key image saved"
     IDENTITY_LINK = "identity.link", "Patient records linked"

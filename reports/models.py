@@ -95,11 +95,8 @@ class Report(models.Model):
         return self.status in self.SIGNED_FINAL
 
 
-CONTENT_FIELDS = (
-    "study",
-    "template",
-    "author",
-    "values",
+# The fields of a draft the author edits besides its values (reports.services.save_draft).
+EDITABLE_FIELDS = (
     "clinical_history",
     "comparison",
     "height_cm",
@@ -107,6 +104,9 @@ CONTENT_FIELDS = (
     "bsa_formula",
     "zscore_model",
 )
+# What a signature keeps of the draft (its snapshot, reports.outputs.as_signed).
+SIGNED_FIELDS = ("values", *EDITABLE_FIELDS)
+CONTENT_FIELDS = ("study", "template", "author", *SIGNED_FIELDS)
 
 
 def _attr(field: str) -> str:

@@ -4,6 +4,7 @@ notifications that carry a link and no PHI."""
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 from typing import TYPE_CHECKING
@@ -105,6 +106,7 @@ def document(report: Report, version: ReportVersion) -> pdf.ReportDocument:
     ]
     main = signed[-1] if signed else version
     status = "ADDENDED" if addenda else ("FINAL" if main.kind == "final" else "PRELIMINARY")
+    report = as_signed(report, main)
     record = report.study.patient_record
     calc = services.calculations(report)
     from identity.ages import pediatric_age
@@ -132,6 +134,22 @@ def document(report: Report, version: ReportVersion) -> pdf.ReportDocument:
         addenda=addenda,
         key_images=_key_images(report),
     )
+
+
+def as_signed(report: Report, version: ReportVersion) -> Report:
+    """The report as `version` signed it: an unsaved copy carrying the version's snapshot.
+
+    Why: a document can be built long after its signature (retry_outputs stores the archive
+    copy of a version whose outputs an outage lost) while the draft has moved on; it must
+    show what was signed. Versions signed before bsa_formula and zscore_model joined the
+    snapshot keep the report's current choice of those two."""
+    signed = copy.copy(report)
+    from .models import SIGNED_FIELDS
+
+    for name in SIGNED_FIELDS:
+        if name in version.content:
+            setattr(signed, name, version.content[name])
+    return signed
 
 
 def _key_images(report: Report) -> list[bytes]:

@@ -22,7 +22,14 @@ from archive.models import Study
 from . import outputs
 from .calculations import Calculated, calculate, number
 from .catalog import install_shipped
-from .models import CriticalResult, Report, ReportTemplate, ReportVersion
+from .models import (
+    EDITABLE_FIELDS,
+    SIGNED_FIELDS,
+    CriticalResult,
+    Report,
+    ReportTemplate,
+    ReportVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +37,6 @@ log = logging.getLogger(__name__)
 # integrations deliver (HL7 ORU plugs in here).
 report_signed = Signal()
 
-EDITABLE_FIELDS = (
-    "clinical_history",
-    "comparison",
-    "height_cm",
-    "weight_kg",
-    "bsa_formula",
-    "zscore_model",
-)
 MAX_TEXT = 20000
 
 
@@ -157,6 +156,21 @@ def take_over(user, report: Report) -> Report:
     return report
 
 
+def storable_text(value: object, what: str, limit: int = MAX_TEXT) -> str:
+    """`value` as text the database can keep, else a ReportError naming the field.
+
+    PostgreSQL refuses NUL in text and jsonb columns, and a JSON body may carry an unpaired
+    surrogate ("\\ud800"), which is no character at all and cannot be encoded."""
+    text = str(value)
+    if "\x00" in text:
+        raise ReportError(f"{what}: the text contains a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ReportError(f"{what}: the text contains an unpaired surrogate") from None
+    return text[:limit]
+
+
 def can_edit(user, report: Report) -> bool:
     """The author edits their draft; nobody edits a final report (addenda instead)."""
     return report.author_id == user.pk and not report.is_final
@@ -176,7 +190,7 @@ def _clean_values(template: ReportTemplate, raw: Any) -> dict[str, Any]:
             value = ""
         if not isinstance(value, str | int | float):
             raise ReportError(f"{spec['label']}: a text or number")
-        value = str(value)[:MAX_TEXT]
+        value = storable_text(value, spec["label"])
         if spec["type"] == "number" and value.strip() and number(value) is None:
             raise ReportError(f"{spec['label']}: {value[:20]!r} is not a number")
         if spec["type"] == "choice" and value and value not in spec.get("choices", []):
@@ -212,7 +226,7 @@ def save_draft(user, report: Report, data: dict[str, Any]) -> Report:
         elif name == "zscore_model" and value not in ("PHN", "Detroit", "Boston"):
             raise ReportError("zscore_model is PHN, Detroit or Boston")
         else:
-            value = str(value or "")[:MAX_TEXT]
+            value = storable_text(value or "", name)
         setattr(report, name, value)
     report.draft_saved_at = timezone.now()
     report.save()
@@ -295,11 +309,7 @@ def reauthenticate(user, password: str, code: str) -> None:
 def _snapshot(report: Report, calc: Calculated) -> dict[str, Any]:
     return {
         "template": {"key": report.template.key, "version": report.template.version},
-        "values": report.values,
-        "clinical_history": report.clinical_history,
-        "comparison": report.comparison,
-        "height_cm": report.height_cm,
-        "weight_kg": report.weight_kg,
+        **{name: getattr(report, name) for name in SIGNED_FIELDS},
         "calculations": calc.as_dict(),
     }
 
@@ -345,7 +355,7 @@ def sign(user, report: Report, kind: str, password: str, code: str = "") -> Repo
 
 
 def addend(user, report: Report, text: str, password: str, code: str = "") -> ReportVersion:
-    text = (text or "").strip()
+    text = storable_text(text or "", "addendum").strip()
     if not text:
         raise ReportError("an addendum needs text")
     reauthenticate(user, password, code)
@@ -414,22 +424,33 @@ def flag_critical(
         raise ReportError("flag critical results before the final signature (or in an addendum)")
     if urgency not in CriticalResult.Urgency.values:
         raise ReportError(f"urgency is one of {', '.join(CriticalResult.Urgency.values)}")
+    category, finding = storable_text(category, "category"), storable_text(finding, "finding")
     if not category.strip() or not finding.strip():
         raise ReportError("a critical result needs a category and the finding")
     return CriticalResult.objects.create(
         report=report,
         category=category.strip()[:100],
         urgency=urgency,
-        finding=finding.strip()[:MAX_TEXT],
+        finding=finding.strip(),
         flagged_by=user,
     )
 
 
+@transaction.atomic
 def document_communication(
     user, critical: CriticalResult, to: str, method: str, when: datetime | None, read_back: bool
 ) -> CriticalResult:
+    """Record who was told, how and when. Once only: a documented call is part of the record
+    the final signature relied on, so a second (or concurrent) documentation is refused."""
+    critical = CriticalResult.objects.select_for_update().get(pk=critical.pk)
+    if critical.communicated_at is not None:
+        raise ReportError(
+            f"this call was documented at {critical.communicated_at:%Y-%m-%d %H:%M}: the record "
+            "stands (add what happened since to the report)"
+        )
     if method not in CriticalResult.Method.values:
         raise ReportError(f"method is one of {', '.join(CriticalResult.Method.values)}")
+    to = storable_text(to, "contacted")
     if not to.strip():
         raise ReportError("who was contacted?")
     when = when or timezone.now()

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.policy import is_referring_for, reportable_studies, visible_studies
 from archive.lookup import priors_of, visible_study_or_404
-from audit.models import Action
+from audit.models import Action, Outcome
 from audit.services import record
 
 from . import services
@@ -27,8 +27,17 @@ from .models import CriticalResult, Report, ReportVersion
 def _report(request: HttpRequest, pk: int, page: str) -> Report:
     """A report of a study the user may see (else 404, audited like every study lookup)."""
     report = Report.objects.filter(pk=pk).select_related("study").first()
-    uid = report.study.study_instance_uid if report else str(pk)
-    visible_study_or_404(request, uid, page)
+    if report is None:
+        record(
+            request,
+            Action.ACCESS_DENIED,
+            Outcome.DENIED,
+            object_type="report",
+            object_id=str(pk),
+            detail={"page": page},
+        )
+        raise Http404("No such report")
+    visible_study_or_404(request, report.study.study_instance_uid, page)
     return report
 
 
@@ -213,7 +222,7 @@ def version_pdf(request: HttpRequest, pk: int, number: int) -> HttpResponse:
 def flag_critical(request: HttpRequest, pk: int) -> HttpResponse:
     report = _editable(request, pk)
     try:
-        services.flag_critical(
+        critical = services.flag_critical(
             request.user,
             report,
             request.POST.get("category", ""),
@@ -222,6 +231,9 @@ def flag_critical(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.ReportError as exc:
         messages.error(request, str(exc))
+    else:
+        detail = {"critical_flag": critical.pk}
+        record(request, Action.REPORT_CRITICAL, study=report.study, detail=detail)
     return redirect("reports:editor", report.study.study_instance_uid)
 
 
@@ -248,6 +260,9 @@ def document_critical(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except services.ReportError as exc:
         messages.error(request, str(exc))
+    else:
+        detail = {"critical_documented": critical.pk}
+        record(request, Action.REPORT_CRITICAL, study=report.study, detail=detail)
     return redirect("reports:editor", report.study.study_instance_uid)
 
 
@@ -261,7 +276,8 @@ def acknowledge_critical(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Only the referring physician acknowledges a critical result.")
         return redirect("reports:report", report.pk)
     services.acknowledge_critical(request.user, critical)
-    record(request, Action.REPORT_OPEN, study=report.study, detail={"critical_ack": critical.pk})
+    detail = {"critical_ack": critical.pk}
+    record(request, Action.REPORT_CRITICAL, study=report.study, detail=detail)
     messages.info(request, "Critical result acknowledged.")
     return redirect("reports:portal-report", report.pk)
 
@@ -273,6 +289,7 @@ def critical_board(request: HttpRequest) -> HttpResponse:
     rows = CriticalResult.objects.filter(report__study__in=studies).select_related(
         "report__study__patient_record", "flagged_by"
     )[:500]
+    record(request, Action.STUDY_SEARCH, detail={"page": "critical_board"})
     return render(request, "reports/critical_board.html", {"rows": rows, "now": timezone.now()})
 
 

@@ -7,6 +7,7 @@ The rendering engine itself (viewer.rendering) is pure; this module adds storage
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 from archive.models import Instance, Study
@@ -155,16 +156,24 @@ def _points(kind: str, raw: object, columns: int, rows: int) -> list[tuple[float
         raise MeasurementError(f"a {kind} needs {POINTS_FOR[kind]} points [x, y]")
     points = []
     for point in raw:
-        if not (isinstance(point, list) and len(point) == 2):
-            raise MeasurementError("each point is [x, y] in image pixels")
-        try:
-            x, y = float(point[0]), float(point[1])
-        except (TypeError, ValueError):
-            raise MeasurementError("point coordinates must be numbers") from None
+        x, y = _point(point, "image pixels")
         if not (0 <= x <= columns and 0 <= y <= rows):
             raise MeasurementError(f"point ({x:g}, {y:g}) is outside the {columns}x{rows} image")
         points.append((x, y))
     return points
+
+
+def _point(point: object, unit: str) -> tuple[float, float]:
+    """[x, y] as two finite numbers (JSON lets NaN and Infinity through json.loads)."""
+    if not (isinstance(point, list) and len(point) == 2):
+        raise MeasurementError(f"each point is [x, y] in {unit}")
+    try:
+        x, y = float(point[0]), float(point[1])
+    except (TypeError, ValueError, OverflowError):
+        raise MeasurementError("point coordinates must be numbers") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise MeasurementError("point coordinates must be finite numbers")
+    return x, y
 
 
 def _modality_values(ds, frame: int):
@@ -208,6 +217,8 @@ def measure(instance: Instance, frame: int, kind: str, raw_points: object) -> di
         if min(radii) <= 0:
             raise MeasurementError("an ellipse needs a width and a height")
         stats = geometry.ellipse_stats(_modality_values(ds, frame), center, radii)
+        if stats["mean"] is None:
+            raise MeasurementError("the ellipse holds no pixel centre: draw it larger")
         area, area_unit = geometry.ellipse_area(radii, cal, center=center)
         result["stats"] = {**stats, "area": area, "area_unit": area_unit}
         unit = "HU" if ds.get("Modality") == "CT" else "value"
@@ -232,10 +243,7 @@ def measure_interval(raw_points: object, speed: object, label: str) -> tuple[lis
         raise MeasurementError(f"an interval is labelled {', '.join(ECG_INTERVALS)}")
     if not isinstance(raw_points, list) or len(raw_points) != 2:
         raise MeasurementError("an interval needs 2 points [x, y] in mm")
-    try:
-        points = [[float(p[0]), float(p[1])] for p in raw_points]
-    except (TypeError, ValueError, IndexError):
-        raise MeasurementError("point coordinates must be numbers") from None
+    points = [list(_point(p, "mm")) for p in raw_points]
     ms = abs(points[1][0] - points[0][0]) / speed_mm_s * 1000
     if not 0 < ms <= 5000:
         raise MeasurementError("an interval is between 0 and 5 s")
@@ -254,6 +262,8 @@ def save_measurement(
     from .models import Measurement
 
     if kind == "interval":
+        if frame != 1:
+            raise MeasurementError("an ECG interval is on the waveform: frame is 1 or left out")
         clean, result = measure_interval(points, speed, label)
     else:
         result = measure(instance, frame, kind, points)

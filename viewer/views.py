@@ -198,7 +198,7 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
         return _json_error(400, exc.message)
     except RenderError as exc:  # the image itself cannot be measured (undecodable, colour)
         return _json_error(422, exc.message)
-    except (services.MeasurementError, ValueError, TypeError) as exc:
+    except (services.MeasurementError, ValueError, TypeError, OverflowError) as exc:
         return _json_error(400, str(exc) or "bad measurement")
     record(request, Action.ANNOTATE, study=study, detail={"measurement": saved.pk})
     return JsonResponse(_measurement_json(saved), status=201)
@@ -211,6 +211,7 @@ def delete_measurement(request: HttpRequest, study_uid: str, pk: int) -> JsonRes
     deleted, _ = Measurement.objects.filter(study=study, pk=pk, created_by=request.user).delete()
     if not deleted:
         return _json_error(404, "no such measurement of yours")
+    record(request, Action.ANNOTATE, study=study, detail={"measurement_deleted": pk})
     return JsonResponse({"deleted": pk})
 
 
