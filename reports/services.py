@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import authenticate
 from django.db import models, transaction
 from django.db.models import Max
 from django.dispatch import Signal
@@ -297,11 +298,23 @@ def missing_required(report: Report) -> list[str]:
 # --- sign-off --------------------------------------------------------------------------------
 
 
-def reauthenticate(user, password: str, code: str) -> None:
+def reauthenticate(user, password: str, code: str, request=None) -> None:
     """Signing is deliberate: the password again, and the TOTP (or a recovery code) when the
-    user has a device."""
-    if not password or not user.check_password(password):
+    user has a device.
+
+    With the request (the views always pass it) the password goes through the authentication
+    backends, like a sign-in: django-axes counts a wrong one towards the lockout and refuses
+    every password while the account is locked out, and the audit trail records the failure;
+    so the signing form is no way around the sign-in's guess limit."""
+    if not password:
         raise ReportError("the password is not correct")
+    if request is not None:
+        confirmed = authenticate(request, username=user.get_username(), password=password)
+        correct = confirmed is not None and confirmed.pk == user.pk
+    else:
+        correct = user.check_password(password)
+    if not correct:
+        raise ReportError("the password is not correct (or the account is locked out)")
     if mfa.has_confirmed_device(user) and (not code or mfa.verify_code(user, code) is None):
         raise ReportError("the authenticator code is not correct")
 
@@ -318,11 +331,13 @@ def _next_number(report: Report) -> int:
     return (report.versions.aggregate(n=Max("number"))["n"] or 0) + 1
 
 
-def sign(user, report: Report, kind: str, password: str, code: str = "") -> ReportVersion:
+def sign(
+    user, report: Report, kind: str, password: str, code: str = "", request=None
+) -> ReportVersion:
     """Preliminary or final signature of the author's current draft."""
     if kind not in (ReportVersion.Kind.PRELIMINARY, ReportVersion.Kind.FINAL):
         raise ReportError("sign as preliminary or final")
-    reauthenticate(user, password, code)
+    reauthenticate(user, password, code, request)
     with transaction.atomic():
         report = (
             Report.objects.select_for_update().select_related("study", "template").get(pk=report.pk)
@@ -354,11 +369,13 @@ def sign(user, report: Report, kind: str, password: str, code: str = "") -> Repo
     return version
 
 
-def addend(user, report: Report, text: str, password: str, code: str = "") -> ReportVersion:
+def addend(
+    user, report: Report, text: str, password: str, code: str = "", request=None
+) -> ReportVersion:
     text = storable_text(text or "", "addendum").strip()
     if not text:
         raise ReportError("an addendum needs text")
-    reauthenticate(user, password, code)
+    reauthenticate(user, password, code, request)
     with transaction.atomic():
         report = Report.objects.select_for_update().get(pk=report.pk)
         if not report.is_final:

@@ -144,6 +144,7 @@ def sign(request: HttpRequest, pk: int) -> HttpResponse:
             request.POST.get("kind", ""),
             request.POST.get("password", ""),
             request.POST.get("code", ""),
+            request=request,
         )
     except services.ReportError as exc:
         messages.error(request, f"Not signed: {exc}")
@@ -169,6 +170,7 @@ def addendum(request: HttpRequest, pk: int) -> HttpResponse:
             request.POST.get("text", ""),
             request.POST.get("password", ""),
             request.POST.get("code", ""),
+            request=request,
         )
     except services.ReportError as exc:
         messages.error(request, f"Addendum not signed: {exc}")

@@ -231,3 +231,23 @@ def test_acknowledging_a_critical_result_is_audited_as_such(client, world):
     client.post(f"/reports/critical/{critical.pk}/acknowledge")
     event = AuditEvent.objects.get(action="report.critical")
     assert event.detail == {"critical_ack": critical.pk} and event.study_id == world.study.pk
+
+
+def test_signing_passwords_count_towards_the_sign_in_lockout(client, world, settings):
+    """Guessing the password in the signing form is limited like guessing it at sign-in:
+    each wrong one is a recorded login failure, and once the account is locked out even the
+    right password signs nothing."""
+    from tests.reports.conftest import PASSWORD
+    from tests.reports.test_reporting import draft
+
+    report = draft(world)
+    login_verified(client, world.reader)
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        client.post(f"/reports/{report.pk}/sign", {"kind": "final", "password": f"guess{attempt}"})
+    failures = AuditEvent.objects.filter(action="login.failure", username=world.reader.username)
+    assert failures.count() == settings.AXES_FAILURE_LIMIT
+    client.post(
+        f"/reports/{report.pk}/sign", {"kind": "final", "password": PASSWORD, "code": world.code()}
+    )
+    report.refresh_from_db()
+    assert not report.versions.exists() and not report.is_final
