@@ -10,6 +10,8 @@ import logging
 import math
 from collections.abc import Callable
 
+from django.db import IntegrityError, transaction
+
 from archive.models import Instance, Study
 from archive.storage import get_storage
 
@@ -292,7 +294,11 @@ def toggle_key_image(user, instance: Instance, frame: int) -> bool:
     if mark.exists():
         mark.delete()
         return False
-    KeyImage.objects.create(
-        study=instance.series.study, instance=instance, frame=frame, created_by=user
-    )
+    try:
+        with transaction.atomic():
+            KeyImage.objects.create(
+                study=instance.series.study, instance=instance, frame=frame, created_by=user
+            )
+    except IntegrityError:
+        pass  # a second click in flight marked it first (keyimage_once): it is key either way
     return True

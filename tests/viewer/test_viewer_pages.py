@@ -149,6 +149,38 @@ def test_key_image_toggles(client, tech, ct_study):
     assert client.post(url("key-images"), {"sop": "1.2.3", "frame": 1}).status_code == 404
 
 
+def test_a_second_click_in_flight_still_marks_the_key_image(transactional_db, tech, ct_study):
+    """Two clicks at once: the first one's row is not committed when the second checks, so
+    the second's insert meets keyimage_once. It answers "key", not an IntegrityError."""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+
+    from viewer import services
+
+    inserted = threading.Event()
+
+    def first_click() -> None:
+        try:
+            with transaction.atomic():
+                KeyImage.objects.create(
+                    study=ct_study.series.study, instance=ct_study, frame=1, created_by=tech.user
+                )
+                inserted.set()
+                time.sleep(0.5)  # the second click checks, then waits on the row
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first_click)
+    thread.start()
+    assert inserted.wait(10)
+    instance = Instance.objects.select_related("series__study").get(pk=ct_study.pk)
+    assert services.toggle_key_image(tech.user, instance, 1) is True
+    thread.join(10)
+    assert KeyImage.objects.filter(instance=ct_study, frame=1).count() == 1
+
+
 def test_ecg_svg_and_scale_choices(client, tech, riverside):
     ingest(part10("waveform_ecg.dcm", StudyInstanceUID=STUDY, PatientID="P9"), riverside)
     login_verified(client, tech.user)
