@@ -63,6 +63,8 @@ def parse_filters(params) -> Filters:
         facility = int(facility_raw) if facility_raw else None
     except ValueError:
         raise BadFilter("facility must be a facility id") from None
+    if facility is not None and not 0 < facility < 2**31:
+        raise BadFilter("facility must be a facility id")  # (SQLite integers end at 2**63)
     due = params.get("due", "")
     if due and due not in ("overdue", *DUE_WINDOWS):
         raise BadFilter("due must be overdue, 1h, 4h or 24h")

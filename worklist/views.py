@@ -179,9 +179,14 @@ def _acted(case_id: int, request: HttpRequest) -> None:
         raise Http404("No such case")
 
 
+def _is_id(raw: str) -> bool:
+    """A row id as a form sends it: ASCII digits ("²".isdigit() is true, int("²") fails)."""
+    return raw.isascii() and raw.isdigit()
+
+
 def _reader_from(request: HttpRequest):
     raw = request.POST.get("reader", "")
-    if not raw.isdigit():
+    if not _is_id(raw):
         raise services.WorklistError("Choose a reader.", "no_reader")
     reader = get_user_model().objects.filter(pk=int(raw), is_active=True).first()
     if reader is None:
@@ -206,7 +211,7 @@ def assign(request: HttpRequest, case_id: int) -> JsonResponse:
 @require_POST
 def bulk_assign(request: HttpRequest) -> JsonResponse:
     ids = request.POST.getlist("case")
-    if not ids or not all(i.isdigit() for i in ids) or len(ids) > 500:
+    if not ids or not all(_is_id(i) for i in ids) or len(ids) > 500:
         return JsonResponse({"error": "Select 1-500 cases.", "code": "no_cases"}, status=400)
     for case_id in ids:
         _scheduler_case(request, int(case_id))
