@@ -20,6 +20,7 @@ from accounts.models import Membership, Organization, Role
 
 from . import dicom_sr, pdf
 from .calculations import Calculated, number
+from .models import SIGNED_FIELDS
 
 if TYPE_CHECKING:
     from .models import CriticalResult, Report, ReportVersion
@@ -144,8 +145,6 @@ def as_signed(report: Report, version: ReportVersion) -> Report:
     show what was signed. Versions signed before bsa_formula and zscore_model joined the
     snapshot keep the report's current choice of those two."""
     signed = copy.copy(report)
-    from .models import SIGNED_FIELDS
-
     for name in SIGNED_FIELDS:
         if name in version.content:
             setattr(signed, name, version.content[name])
