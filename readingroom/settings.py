@@ -257,7 +257,10 @@ WORKLIST_NEAR_BREACH_MINUTES = envint("WORKLIST_NEAR_BREACH_MINUTES", 15, 1, 24 
 # Rows one worklist page shows (most urgent first); the rest are counted, not rendered.
 WORKLIST_PAGE_SIZE = envint("WORKLIST_PAGE_SIZE", 200, 10, 5000)
 # Links in notification e-mails point here (the e-mails carry no patient data, only a link).
-SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Unset, they point at where `serve` listens (loopback when it listens on every interface).
+_LINK_HOST = "127.0.0.1" if HTTP_HOST in ("0.0.0.0", "::", "") else HTTP_HOST  # noqa: S104 (a comparison, not a bind)
+_LINK_HOST = f"[{_LINK_HOST}]" if ":" in _LINK_HOST else _LINK_HOST
+SITE_URL = env("SITE_URL", f"http://{_LINK_HOST}:{HTTP_PORT}").rstrip("/")
 
 # --- e-mail -----------------------------------------------------------------------------------
 # SMTP when EMAIL_HOST is set; otherwise e-mails are written to the log (console backend).

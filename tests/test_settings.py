@@ -50,3 +50,34 @@ def test_embedded_defaults_start_and_keep_a_secret_key(tmp_path):
     assert len(key) > 40 and oct((tmp_path / "secret-key").stat().st_mode)[-3:] == "600"
     assert start(READINGROOM_DATA_DIR=str(tmp_path)).returncode == 0
     assert (tmp_path / "secret-key").read_text() == key
+
+
+def site_url(tmp_path, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "HTTP_HOST", "HTTP_PORT")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.SITE_URL)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, "READINGROOM_DATA_DIR": str(tmp_path), **env},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_email_links_follow_the_http_port_unless_site_url_is_set(tmp_path):
+    """`make run` with HTTP_PORT=18100 must not mail links to port 8000."""
+    assert site_url(tmp_path) == "http://127.0.0.1:8000"
+    assert site_url(tmp_path, HTTP_PORT="18100") == "http://127.0.0.1:18100"
+    assert site_url(tmp_path, HTTP_HOST="0.0.0.0", HTTP_PORT="9000") == "http://127.0.0.1:9000"
+    assert site_url(tmp_path, HTTP_HOST="::1") == "http://[::1]:8000"
+    assert site_url(tmp_path, SITE_URL="https://rr.example.org/", HTTP_PORT="18100") == (
+        "https://rr.example.org"
+    )
