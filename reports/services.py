@@ -234,6 +234,14 @@ def save_draft(user, report: Report, data: dict[str, Any]) -> Report:
     return report
 
 
+def draft_fields(data: dict[str, Any]) -> list[str]:
+    """The fields an autosave body (as save_draft accepted it) wrote: what its audit event
+    names, without the text, which the report itself keeps."""
+    values = data.get("values")
+    written = list(values) if isinstance(values, dict) else []
+    return sorted({*written, *(name for name in EDITABLE_FIELDS if name in data)})
+
+
 def calculations(report: Report) -> Calculated:
     record = report.study.patient_record
     return calculate(

@@ -108,6 +108,45 @@ def test_flagging_and_documenting_a_critical_result_is_audited(client, world):
     ]
 
 
+def test_autosave_is_audited_with_the_fields_it_wrote(client, world):
+    """A draft is patient data the reader writes, like a measurement (viewer.annotate): each
+    autosave that changed it leaves report.draft naming the fields, never their text."""
+    report = services.open_report(world.reader, world.study)
+    login_verified(client, world.reader)
+    body = {"values": {"lv_edd": "3.1", "impression": "secret words"}, "height_cm": "85"}
+    saved = _post(client, f"/reports/{report.pk}/draft", json.dumps(body))
+    assert saved.status_code == 200, saved.content
+    refused = _post(client, f"/reports/{report.pk}/draft", '{"values": {"nope": "1"}}')
+    assert refused.status_code == 400  # nothing written, nothing recorded
+    (event,) = AuditEvent.objects.filter(action="report.draft")
+    assert event.user == world.reader and event.study_id == world.study.pk
+    assert event.detail == {"report": report.pk, "fields": ["height_cm", "impression", "lv_edd"]}
+
+
+def test_importing_measurements_into_the_report_is_audited(client, world):
+    from viewer.models import Measurement
+
+    Measurement.objects.create(
+        study=world.study,
+        instance=Instance.objects.get(series__study=world.study),
+        kind="distance",
+        points=[[0, 0], [1, 1]],
+        value=31.4,
+        unit="mm",
+        calibration="ultrasound_regions",
+        label="lv_edd",
+        created_by=world.reader,
+    )
+    report = services.open_report(world.reader, world.study)
+    login_verified(client, world.reader)
+    client.post(f"/reports/{report.pk}/import-measurements")
+    report.refresh_from_db()
+    assert report.values["lv_edd"] == "3.14"
+    (event,) = AuditEvent.objects.filter(action="report.draft")
+    assert event.user == world.reader and event.study_id == world.study.pk
+    assert event.detail == {"report": report.pk, "imported": ["lv_edd"]}
+
+
 def test_critical_board_read_is_audited(client, world):
     """The board lists patient names of critical results: a PHI read (DESIGN: every read or
     write of patient data writes an audit event); the portal, its sibling list, records one."""
