@@ -328,10 +328,13 @@ def reauthenticate(user, password: str, code: str, request=None) -> None:
 
 
 def _snapshot(report: Report, calc: Calculated) -> dict[str, Any]:
+    """What a signature fixes: the draft's fields, the calculations, and which frames are key
+    (the study's key images can change after signing; outputs.signed_key_images)."""
     return {
         "template": {"key": report.template.key, "version": report.template.version},
         **{name: getattr(report, name) for name in SIGNED_FIELDS},
         "calculations": calc.as_dict(),
+        "key_images": outputs.key_image_refs(report.study),
     }
 
 

@@ -290,3 +290,55 @@ def test_signing_passwords_count_towards_the_sign_in_lockout(client, world, sett
     )
     report.refresh_from_db()
     assert not report.versions.exists() and not report.is_final
+
+
+def test_a_document_built_after_the_signature_shows_the_signed_key_images(
+    world, django_capture_on_commit_callbacks
+):
+    """The signature fixes which frames are key: marking others later (or unmarking) changes
+    neither a document rebuilt for that version (retry_outputs) nor the PDF of a later
+    addendum, which shows the original as signed."""
+    from pydicom.uid import generate_uid
+
+    from reports import outputs
+    from tests.dicomweb.conftest import ingest, part10
+    from tests.reports.conftest import ECHO_STUDY, PASSWORD
+    from tests.reports.test_reporting import draft
+    from viewer import services as viewer
+
+    patient = {"PatientID": "RCH-7", "PatientName": "NGUYEN^LIAM"}
+    patient |= {"PatientBirthDate": "20240802", "PatientSex": "M"}
+    ingest(
+        part10(
+            "emri_small.dcm",
+            StudyInstanceUID=ECHO_STUDY,
+            SeriesInstanceUID=generate_uid(),
+            **patient,
+        ),
+        world.study.organization,
+    )
+    echo = Instance.objects.get(series__study=world.study, series__modality="US")
+    mr = Instance.objects.get(series__study=world.study, series__modality="MR")
+
+    def picture(instance, frame) -> bytes:
+        return viewer.render_frame(
+            instance, frame, viewer.RenderParams(viewport=(512, 512))
+        ).content
+
+    report = draft(world)
+    viewer.toggle_key_image(world.reader, echo, 1)
+    viewer.toggle_key_image(world.reader, mr, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        final = services.sign(world.reader, report, "final", PASSWORD, world.code())
+    signed = [picture(echo, 1), picture(mr, 2)]
+    assert outputs.document(report, final).key_images == signed
+    assert picture(mr, 2) in bytes(final.pdf)  # the PDF embeds the rendered JPEG as it is
+    # After the signature the reader changes the key images.
+    viewer.toggle_key_image(world.reader, mr, 2)
+    viewer.toggle_key_image(world.reader, mr, 7)
+    assert picture(mr, 7) != picture(mr, 2)
+    assert outputs.document(report, final).key_images == signed  # as retry_outputs builds it
+    with django_capture_on_commit_callbacks(execute=True):
+        addendum = services.addend(world.reader, report, "Also: PFO.", PASSWORD, world.code())
+    assert outputs.document(report, addendum).key_images == signed
+    assert picture(mr, 2) in bytes(addendum.pdf) and picture(mr, 7) not in bytes(addendum.pdf)
