@@ -64,6 +64,7 @@ EVENT_CODES: dict[str, EventCodes] = {
     Action.DICOMWEB_RETRIEVE: EventCodes(INSTANCES_TRANSFERRED, "R"),
     Action.DICOMWEB_STORE: EventCodes(INSTANCES_TRANSFERRED, "C"),
     Action.REPORT_OPEN: EventCodes(PATIENT_RECORD, "R"),
+    Action.REPORT_DRAFT: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_SIGN: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_ADDEND: EventCodes(PATIENT_RECORD, "U"),
     Action.REPORT_CRITICAL: EventCodes(PATIENT_RECORD, "U"),

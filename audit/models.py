@@ -31,6 +31,7 @@ class Action(models.TextChoices):
     DICOMWEB_RETRIEVE = "dicomweb.retrieve", "DICOMweb retrieve"
     DICOMWEB_STORE = "dicomweb.store", "DICOMweb store"
     REPORT_OPEN = "report.open", "Report opened"
+    REPORT_DRAFT = "report.draft", "Report draft saved (autosave or measurements imported)"
     REPORT_SIGN = "report.sign", "Report signed"
     REPORT_ADDEND = "report.addend", "Report addendum"
     REPORT_CRITICAL = "report.critical", "Critical result flagged, communicated or acknowledged"

@@ -17,6 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.access_changes import announce as announce_access_change
+from audit.models import Action
+from audit.services import record as audit
 
 from . import matching
 from .models import (
@@ -188,6 +190,7 @@ def match_record(record_id: int) -> MatchResult:
                     result.review += 1
                     continue
                 event = _merge_smaller(mine_person, their_person, decision=decision, automatic=True)
+                _audit_automatic_link((record, other), decision, event)
                 for moved in event.records:
                     person_of[moved] = event.target_id
                 result.linked += 1
@@ -197,6 +200,20 @@ def match_record(record_id: int) -> MatchResult:
         record.matched_at = timezone.now()
         record.save(update_fields=["match_pending", "matched_at", "updated_at"])
     return result
+
+
+def _audit_automatic_link(
+    pair: tuple[PatientRecord, PatientRecord], decision: PairDecision, event: LinkEvent
+) -> None:
+    """The matcher's link leaves the identity.link events a steward's link leaves (one per
+    record of the pair), with no user: the system acted, as the audit trail records system
+    actions (the application is the requestor in the DICOM export).
+
+    Written in the link's own transaction, so a link never commits without its trace and a
+    link rolled back leaves no event claiming it happened."""
+    detail = {"automatic": True, "pair": decision.pk, "score": decision.score, "event": event.pk}
+    for rec in pair:
+        audit(None, Action.IDENTITY_LINK, patient_record=rec, detail=detail)
 
 
 def _store_keys(record: PatientRecord, keys: set[str]) -> None:

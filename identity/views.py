@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,7 +18,17 @@ from audit.models import Action
 from audit.services import record as audit
 
 from . import services
+from .forms import LinkForm, ReasonForm
 from .models import LinkEvent, PairDecision, Person
+
+
+def _invalid(form: Form) -> HttpResponse | None:
+    """A 400 naming each field and what is wrong with it (never echoing the value sent), or
+    None when the form is valid."""
+    if form.is_valid():
+        return None
+    text = form.errors.as_text()
+    return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
 
 
 def _scope(request: HttpRequest):
@@ -112,8 +123,11 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def unlink(request: HttpRequest, pk: int) -> HttpResponse:
     rec = get_object_or_404(_scope(request), pk=pk)
+    form = ReasonForm(request.POST)
+    if (bad := _invalid(form)) is not None:
+        return bad
     try:
-        event = services.unlink_record(rec, request.user, request.POST.get("reason", ""))
+        event = services.unlink_record(rec, request.user, form.cleaned_data["reason"])
     except services.IdentityError as exc:
         messages.error(request, str(exc))
         return redirect("identity:person", pk=rec.person_id)
@@ -130,8 +144,11 @@ def unmerge(request: HttpRequest, pk: int) -> HttpResponse:
     moved = list(records.filter(pk__in=event.records))
     if len(moved) != len(event.records):
         raise Http404("No such link")
+    form = ReasonForm(request.POST)
+    if (bad := _invalid(form)) is not None:
+        return bad
     try:
-        services.unmerge(event, request.user, request.POST.get("reason", ""))
+        services.unmerge(event, request.user, form.cleaned_data["reason"])
     except services.IdentityError as exc:
         messages.error(request, str(exc))
         return redirect("identity:person", pk=event.target_id)
@@ -148,17 +165,20 @@ def link(request: HttpRequest, pk: int) -> HttpResponse:
     records = _scope(request)
     person = get_object_or_404(Person, pk=pk)
     anchor = records.filter(person=person).first()
-    other = records.filter(
-        patient_id=request.POST.get("patient_id", "").strip(),
-        organization__slug=request.POST.get("organization", "").strip(),
-    ).first()
     if anchor is None:
         raise Http404("No such person")
+    form = LinkForm(request.POST)
+    if (bad := _invalid(form)) is not None:
+        return bad
+    wanted = form.cleaned_data
+    other = records.filter(
+        patient_id=wanted["patient_id"], organization__slug=wanted["organization"]
+    ).first()
     if other is None:
         messages.error(request, "No record with that MRN at that organisation.")
         return redirect("identity:person", pk=pk)
     try:
-        services.link_records(anchor, other, request.user, request.POST.get("reason", ""))
+        services.link_records(anchor, other, request.user, wanted["reason"])
     except services.IdentityError as exc:
         messages.error(request, str(exc))
         return redirect("identity:person", pk=pk)

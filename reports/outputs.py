@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pydicom
 from django.conf import settings
@@ -23,6 +23,8 @@ from .calculations import Calculated, number
 from .models import SIGNED_FIELDS
 
 if TYPE_CHECKING:
+    from archive.models import Study
+
     from .models import CriticalResult, Report, ReportVersion
 
 log = logging.getLogger(__name__)
@@ -133,7 +135,7 @@ def document(report: Report, version: ReportVersion) -> pdf.ReportDocument:
         measurements=measurement_rows(report, calc),
         signature=pdf.Signature(main.signer_name, "", main.signed_at),
         addenda=addenda,
-        key_images=_key_images(report),
+        key_images=_key_images(report, signed_key_images(report, main)),
     )
 
 
@@ -151,22 +153,38 @@ def as_signed(report: Report, version: ReportVersion) -> Report:
     return signed
 
 
-def _key_images(report: Report) -> list[bytes]:
-    from viewer import services as viewer
+def key_image_refs(study: Study) -> list[dict[str, Any]]:
+    """The study's key images as a signature fixes them (reports.services._snapshot): SOP
+    Instance UID and frame, in the order they were marked, at most MAX_KEY_IMAGES."""
     from viewer.models import KeyImage
 
+    marks = KeyImage.objects.filter(study=study).select_related("instance")[:MAX_KEY_IMAGES]
+    return [{"sop_instance_uid": k.instance.sop_instance_uid, "frame": k.frame} for k in marks]
+
+
+def signed_key_images(report: Report, version: ReportVersion) -> list[dict[str, Any]]:
+    """The key images `version` signed, whatever was marked or unmarked since: a document
+    built late (retry_outputs, an addendum's PDF) shows the frames the signer saw. Versions
+    signed before key images joined the snapshot keep the study's current ones."""
+    refs = version.content.get("key_images")
+    return key_image_refs(report.study) if refs is None else refs
+
+
+def _key_images(report: Report, refs: list[dict[str, Any]]) -> list[bytes]:
+    from archive.models import Instance
+    from viewer import services as viewer
+
+    uids = [ref["sop_instance_uid"] for ref in refs]
+    instances = Instance.objects.filter(series__study=report.study, sop_instance_uid__in=uids)
+    by_uid = {instance.sop_instance_uid: instance for instance in instances}
     images = []
-    for key in KeyImage.objects.filter(study=report.study).select_related("instance")[
-        :MAX_KEY_IMAGES
-    ]:
+    for ref in refs:
+        uid, frame = ref["sop_instance_uid"], ref["frame"]
         try:
-            images.append(
-                viewer.render_frame(
-                    key.instance, key.frame, viewer.RenderParams(viewport=(512, 512))
-                ).content
-            )
-        except Exception:  # a key image that cannot render is named in the PDF, not fatal
-            log.warning("key image %s frame %s did not render", key.instance_id, key.frame)
+            params = viewer.RenderParams(viewport=(512, 512))
+            images.append(viewer.render_frame(by_uid[uid], frame, params).content)
+        except Exception:  # a key image that cannot render (or is gone) must not lose the PDF
+            log.warning("key image %s frame %s did not render", uid, frame)
     return images
 
 

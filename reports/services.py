@@ -234,6 +234,14 @@ def save_draft(user, report: Report, data: dict[str, Any]) -> Report:
     return report
 
 
+def draft_fields(data: dict[str, Any]) -> list[str]:
+    """The fields an autosave body (as save_draft accepted it) wrote: what its audit event
+    names, without the text, which the report itself keeps."""
+    values = data.get("values")
+    written = list(values) if isinstance(values, dict) else []
+    return sorted({*written, *(name for name in EDITABLE_FIELDS if name in data)})
+
+
 def calculations(report: Report) -> Calculated:
     record = report.study.patient_record
     return calculate(
@@ -320,10 +328,13 @@ def reauthenticate(user, password: str, code: str, request=None) -> None:
 
 
 def _snapshot(report: Report, calc: Calculated) -> dict[str, Any]:
+    """What a signature fixes: the draft's fields, the calculations, and which frames are key
+    (the study's key images can change after signing; outputs.signed_key_images)."""
     return {
         "template": {"key": report.template.key, "version": report.template.version},
         **{name: getattr(report, name) for name in SIGNED_FIELDS},
         "calculations": calc.as_dict(),
+        "key_images": outputs.key_image_refs(report.study),
     }
 
 

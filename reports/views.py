@@ -100,9 +100,12 @@ def _json_body(request: HttpRequest) -> dict:
 def autosave(request: HttpRequest, pk: int) -> JsonResponse:
     report = _editable(request, pk)
     try:
-        report = services.save_draft(request.user, report, _json_body(request))
+        body = _json_body(request)
+        report = services.save_draft(request.user, report, body)
     except services.ReportError as exc:
         return JsonResponse({"error": str(exc)}, status=409 if report.is_final else 400)
+    detail = {"report": report.pk, "fields": services.draft_fields(body)}
+    record(request, Action.REPORT_DRAFT, study=report.study, detail=detail)
     return JsonResponse(
         {
             "saved_at": report.draft_saved_at.isoformat(),
@@ -129,6 +132,8 @@ def import_measurements(request: HttpRequest, pk: int) -> HttpResponse:
     except services.ReportError as exc:
         messages.error(request, str(exc))
     else:
+        detail = {"report": report.pk, "imported": sorted(found)}
+        record(request, Action.REPORT_DRAFT, study=report.study, detail=detail)
         messages.info(request, f"{len(found)} measurement(s) taken from the viewer.")
     return redirect("reports:editor", report.study.study_instance_uid)
 

@@ -102,3 +102,31 @@ def test_sweep_matches_records_whose_task_was_lost(riverside, lakeview):
     b.refresh_from_db()
     assert a.person_id == b.person_id
     assert services.match_pending_records() == 0
+
+
+def test_an_automatic_link_is_audited_as_the_matcher(riverside, lakeview):
+    """A link the matcher makes moves a child's records like a steward's link does, so it
+    leaves the same identity.link trace: no user (the system acted, as the audit trail
+    records system actions), the pair, its score and the LinkEvent that can undo it."""
+    from audit.exporting import audit_message
+    from audit.models import Action, AuditEvent
+
+    a = arrive(riverside, PatientID="RCH-1", **MIA)
+    b = arrive(lakeview, PatientID="LV-9", **{**MIA, "PatientName": "Carter^Mia"})
+    event = LinkEvent.objects.get()
+    decision = PairDecision.objects.get()
+    audited = AuditEvent.objects.filter(action=Action.IDENTITY_LINK).order_by("pk")
+    assert {e.patient_record_id for e in audited} == {a.pk, b.pk}
+    for row in audited:
+        assert row.user_id is None and row.username == ""
+        assert row.detail == {
+            "automatic": True,
+            "pair": decision.pk,
+            "score": decision.score,
+            "event": event.pk,
+        }
+    # Exported, the application is the requestor and no person is named.
+    message = audit_message(audited[0])
+    (participant,) = message.findall("ActiveParticipant")
+    assert participant.get("UserIsRequestor") == "true"
+    assert participant.get("AlternativeUserID") == "readingroom"

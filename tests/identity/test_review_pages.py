@@ -104,3 +104,74 @@ def test_stewards_only_see_their_facilities(client, riverside, lakeview, pair):
     login_verified(client, steward)
     assert "RCH-1" not in client.get("/identity/review/").content.decode()  # half is Lakeview
     assert client.post(f"/identity/review/{pair.pk}/", {"action": "link"}).status_code == 404
+
+
+# --- malformed input: a 400 with the reason, never a 500 ----------------------------------------
+
+
+@pytest.fixture
+def steward_client(client, group):
+    login_verified(client, member(group, "steward", Role.STEWARD))
+    client.raise_request_exception = False
+    return client
+
+
+NUL = "a\x00b"  # PostgreSQL text refuses NUL: a query or row holding one raises
+
+
+@pytest.mark.parametrize(
+    "form, field",
+    [
+        ({"patient_id": NUL, "organization": "lakeview"}, "patient_id"),
+        ({"patient_id": "LV-1", "organization": NUL}, "organization"),
+        ({"patient_id": "LV-1", "organization": "lakeview", "reason": NUL}, "reason"),
+        ({"patient_id": "L" * 65, "organization": "lakeview"}, "patient_id"),
+        ({"patient_id": "LV-1", "organization": "not a slug!"}, "organization"),
+    ],
+)
+def test_link_with_malformed_fields_is_a_400_and_links_nothing(steward_client, pair, form, field):
+    a = pair.record_a
+    response = steward_client.post(f"/identity/persons/{a.person_id}/link/", form)
+    assert response.status_code == 400, response.status_code
+    assert field in response.content.decode()  # the steward is told what to correct
+    assert not LinkEvent.objects.exists()
+
+
+def test_unlink_and_unmerge_with_a_nul_reason_are_400s(steward_client, pair):
+    a, b = pair.record_a, pair.record_b
+    link = steward_client.post(
+        f"/identity/persons/{a.person_id}/link/", {"patient_id": "LV-1", "organization": "lakeview"}
+    )
+    assert link.status_code == 302
+    event = LinkEvent.objects.get()
+    response = steward_client.post(f"/identity/records/{b.pk}/unlink/", {"reason": NUL})
+    assert response.status_code == 400 and b"reason" in response.content
+    response = steward_client.post(f"/identity/events/{event.pk}/unmerge/", {"reason": NUL})
+    assert response.status_code == 400 and b"reason" in response.content
+    assert LinkEvent.objects.get() == event  # neither an unlink nor an unmerge happened
+    b.refresh_from_db()
+    assert b.person_id == PatientRecord.objects.get(pk=a.pk).person_id
+
+
+def test_decide_with_a_nul_action_is_a_400(steward_client, pair):
+    response = steward_client.post(f"/identity/review/{pair.pk}/", {"action": NUL})
+    assert response.status_code == 400
+    pair.refresh_from_db()
+    assert pair.status == PairDecision.Status.PENDING
+
+
+@pytest.mark.parametrize("big", ["99999999999999999999999", str(2**63)])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/identity/persons/{}/"),
+        ("post", "/identity/persons/{}/link/"),
+        ("post", "/identity/records/{}/unlink/"),
+        ("post", "/identity/events/{}/unmerge/"),
+        ("post", "/identity/review/{}/"),
+    ],
+)
+def test_an_id_past_the_integer_range_is_a_404(steward_client, pair, method, path, big):
+    """The path's <int:pk> takes any run of digits; no row has such an id."""
+    response = getattr(steward_client, method)(path.format(big))
+    assert response.status_code == 404, response.status_code

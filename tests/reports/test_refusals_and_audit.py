@@ -108,6 +108,45 @@ def test_flagging_and_documenting_a_critical_result_is_audited(client, world):
     ]
 
 
+def test_autosave_is_audited_with_the_fields_it_wrote(client, world):
+    """A draft is patient data the reader writes, like a measurement (viewer.annotate): each
+    autosave that changed it leaves report.draft naming the fields, never their text."""
+    report = services.open_report(world.reader, world.study)
+    login_verified(client, world.reader)
+    body = {"values": {"lv_edd": "3.1", "impression": "secret words"}, "height_cm": "85"}
+    saved = _post(client, f"/reports/{report.pk}/draft", json.dumps(body))
+    assert saved.status_code == 200, saved.content
+    refused = _post(client, f"/reports/{report.pk}/draft", '{"values": {"nope": "1"}}')
+    assert refused.status_code == 400  # nothing written, nothing recorded
+    (event,) = AuditEvent.objects.filter(action="report.draft")
+    assert event.user == world.reader and event.study_id == world.study.pk
+    assert event.detail == {"report": report.pk, "fields": ["height_cm", "impression", "lv_edd"]}
+
+
+def test_importing_measurements_into_the_report_is_audited(client, world):
+    from viewer.models import Measurement
+
+    Measurement.objects.create(
+        study=world.study,
+        instance=Instance.objects.get(series__study=world.study),
+        kind="distance",
+        points=[[0, 0], [1, 1]],
+        value=31.4,
+        unit="mm",
+        calibration="ultrasound_regions",
+        label="lv_edd",
+        created_by=world.reader,
+    )
+    report = services.open_report(world.reader, world.study)
+    login_verified(client, world.reader)
+    client.post(f"/reports/{report.pk}/import-measurements")
+    report.refresh_from_db()
+    assert report.values["lv_edd"] == "3.14"
+    (event,) = AuditEvent.objects.filter(action="report.draft")
+    assert event.user == world.reader and event.study_id == world.study.pk
+    assert event.detail == {"report": report.pk, "imported": ["lv_edd"]}
+
+
 def test_critical_board_read_is_audited(client, world):
     """The board lists patient names of critical results: a PHI read (DESIGN: every read or
     write of patient data writes an audit event); the portal, its sibling list, records one."""
@@ -251,3 +290,55 @@ def test_signing_passwords_count_towards_the_sign_in_lockout(client, world, sett
     )
     report.refresh_from_db()
     assert not report.versions.exists() and not report.is_final
+
+
+def test_a_document_built_after_the_signature_shows_the_signed_key_images(
+    world, django_capture_on_commit_callbacks
+):
+    """The signature fixes which frames are key: marking others later (or unmarking) changes
+    neither a document rebuilt for that version (retry_outputs) nor the PDF of a later
+    addendum, which shows the original as signed."""
+    from pydicom.uid import generate_uid
+
+    from reports import outputs
+    from tests.dicomweb.conftest import ingest, part10
+    from tests.reports.conftest import ECHO_STUDY, PASSWORD
+    from tests.reports.test_reporting import draft
+    from viewer import services as viewer
+
+    patient = {"PatientID": "RCH-7", "PatientName": "NGUYEN^LIAM"}
+    patient |= {"PatientBirthDate": "20240802", "PatientSex": "M"}
+    ingest(
+        part10(
+            "emri_small.dcm",
+            StudyInstanceUID=ECHO_STUDY,
+            SeriesInstanceUID=generate_uid(),
+            **patient,
+        ),
+        world.study.organization,
+    )
+    echo = Instance.objects.get(series__study=world.study, series__modality="US")
+    mr = Instance.objects.get(series__study=world.study, series__modality="MR")
+
+    def picture(instance, frame) -> bytes:
+        return viewer.render_frame(
+            instance, frame, viewer.RenderParams(viewport=(512, 512))
+        ).content
+
+    report = draft(world)
+    viewer.toggle_key_image(world.reader, echo, 1)
+    viewer.toggle_key_image(world.reader, mr, 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        final = services.sign(world.reader, report, "final", PASSWORD, world.code())
+    signed = [picture(echo, 1), picture(mr, 2)]
+    assert outputs.document(report, final).key_images == signed
+    assert picture(mr, 2) in bytes(final.pdf)  # the PDF embeds the rendered JPEG as it is
+    # After the signature the reader changes the key images.
+    viewer.toggle_key_image(world.reader, mr, 2)
+    viewer.toggle_key_image(world.reader, mr, 7)
+    assert picture(mr, 7) != picture(mr, 2)
+    assert outputs.document(report, final).key_images == signed  # as retry_outputs builds it
+    with django_capture_on_commit_callbacks(execute=True):
+        addendum = services.addend(world.reader, report, "Also: PFO.", PASSWORD, world.code())
+    assert outputs.document(report, addendum).key_images == signed
+    assert picture(mr, 2) in bytes(addendum.pdf) and picture(mr, 7) not in bytes(addendum.pdf)
