@@ -26,7 +26,7 @@ CLOSE_FORBIDDEN = 4403
 @database_sync_to_async
 def allowed_channels(user, session) -> list[str] | None:
     """The channel groups this user's socket joins, or None when it must be refused."""
-    from accounts.mfa import session_is_verified
+    from accounts.mfa import forget_requires_mfa, session_is_verified
     from accounts.middleware import LAST_ACTIVITY_KEY
     from accounts.policy import active_memberships, reading_group_ids
 
@@ -38,6 +38,7 @@ def allowed_channels(user, session) -> list[str] | None:
         return None
     if not user.is_active:
         return None
+    forget_requires_mfa(user)  # memoised on the scope's user: a new role may need MFA now
     if not session_is_verified(user, session):
         return None
     last = session.get(LAST_ACTIVITY_KEY) if session is not None else None

@@ -166,3 +166,29 @@ def test_a_changed_reading_agreement_resyncs_the_groups_sockets(world):
         await other.disconnect()
 
     async_to_sync(run)()
+
+
+def test_a_new_role_that_needs_a_second_factor_closes_an_unverified_socket(world):
+    """requires_mfa memoises its answer on the user object, and a socket's scope keeps that
+    object for as long as the tab is open: the re-check after an access change must ask
+    afresh, or a referring physician made a reader would join the reading group's case ids
+    without ever passing the second factor. (The configured channel layer: Redis on the
+    services run.)"""
+    from accounts.models import Membership, Role
+
+    async def run():
+        referrer, ok, _ = await _connect(world.referrer, verified=False)  # needs none yet
+        assert ok
+        await sync_to_async(Membership.objects.create)(
+            user=world.referrer, organization=world.northstar, role=Role.READER
+        )
+        assert await referrer.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+        # A Northstar case the referrer does not refer (Lakeview's): nothing reaches them.
+        study = await sync_to_async(make_study)(world.lakeview)
+        await sync_to_async(services.open_case)(study.pk)
+        assert await referrer.receive_nothing(timeout=0.3)
+
+    async_to_sync(run)()
