@@ -2,10 +2,11 @@
 
 On connect the user is authenticated from the session (AuthMiddlewareStack), must have passed
 the second factor if their role needs one and not be idle past the timeout, and joins their
-own user group plus the reading groups the access policy gives them. Access changes
-(accounts/access_changes.py: the account, a membership, the group's agreements) make it
-re-check those groups, and it closes when the user may no longer listen. It forwards ids
-only: what a user may see of a case is decided when the page fetches the row.
+own user group plus the reading groups the access policy gives them (platform admins, who
+see every case, the channel of all cases instead). Access changes (accounts/access_changes.py:
+the account, a membership, the group's agreements) make it re-check those groups, and it
+closes when the user may no longer listen. It forwards ids only: what a user may see of a
+case is decided when the page fetches the row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils.crypto import constant_time_compare
 
-from .events import group_channel, user_channel
+from .events import ALL_CASES_CHANNEL, group_channel, user_channel
 
 # Close codes (4000-4999 are the application's): the page does not retry these blindly.
 CLOSE_UNAUTHENTICATED = 4401
@@ -54,7 +55,7 @@ def allowed_channels(user, session) -> list[str] | None:
     store rather than from what the scope has held since connect."""
     from accounts.mfa import forget_requires_mfa, session_is_verified
     from accounts.middleware import LAST_ACTIVITY_KEY
-    from accounts.policy import active_memberships, reading_group_ids
+    from accounts.policy import active_memberships, is_platform_admin, reading_group_ids
 
     if not (user and user.is_authenticated):
         return None
@@ -73,6 +74,8 @@ def allowed_channels(user, session) -> list[str] | None:
         return None
     if not active_memberships(user) and not user.is_superuser:
         return None
+    if is_platform_admin(user):  # their worklist lists every case (policy.visible_cases)
+        return [user_channel(user.pk), ALL_CASES_CHANNEL]
     return [user_channel(user.pk)] + [group_channel(g) for g in sorted(reading_group_ids(user))]
 
 

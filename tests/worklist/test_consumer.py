@@ -274,3 +274,64 @@ def test_a_password_change_closes_the_other_sessions_sockets(world):
         }
 
     async_to_sync(run)()
+
+
+def _platform_admin(kind: str):
+    """A platform admin either way the policy makes one: a superuser, or an `admin`
+    membership of the platform operator."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership, Organization, Role
+
+    users = get_user_model().objects
+    if kind == "superuser":
+        return users.create_superuser("root", password="root-password-1")
+    admin = users.create_user("platform-admin", password="admin-password-1")
+    platform = Organization.objects.create(
+        name="ReadingRoom operations", slug="ops", kind=Organization.Kind.PLATFORM
+    )
+    Membership.objects.create(user=admin, organization=platform, role=Role.ADMIN)
+    return admin
+
+
+def _no_longer_platform_admin(admin) -> None:
+    if admin.is_superuser:
+        admin.is_superuser = False
+        admin.save()
+    else:
+        admin.memberships.all().delete()
+
+
+@pytest.mark.parametrize("kind", ["superuser", "admin membership"])
+def test_a_platform_admins_socket_receives_every_groups_cases(world, kind):
+    """Platform admins' worklist (the scheduler view) lists every reading group's open cases;
+    their socket must be told of each, live, as the page's readers are, and of none once they
+    are no longer admins."""
+    from worklist.models import RoutingRule
+
+    RoutingRule.objects.create(name="MR to Harbor", modality="MR", reading_group=world.harbor)
+
+    async def run():
+        admin = await sync_to_async(_platform_admin)(kind)
+        browser = await sync_to_async(_signed_in)(admin)
+        socket, ok, _ = await _connect(admin, browser=browser)
+        assert ok
+        northstar_case = await _a_new_case_reaches(socket, world.riverside)
+        harbor_study = await sync_to_async(make_study)(world.lakeview, "MR")
+        harbor_case = await sync_to_async(services.open_case)(harbor_study.pk)
+        assert harbor_case.reading_group_id == world.harbor.pk
+        assert await socket.receive_json_from(timeout=2) == {
+            "event": "case.created",
+            "case_id": harbor_case.pk,
+        }
+        # What the page does with each id: fetch the row, which this admin's view lists.
+        for case_id in (northstar_case, harbor_case.pk):
+            row = await sync_to_async(browser.get)(reverse("worklist:row", args=[case_id]))
+            assert row.status_code == 200
+        await sync_to_async(_no_longer_platform_admin)(admin)
+        assert await socket.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+
+    async_to_sync(run)()
