@@ -9,6 +9,7 @@ when the phone is lost; each works once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from base64 import b32encode
 
@@ -34,7 +35,8 @@ def requires_mfa(user) -> bool:
     """True if this user must pass a second factor before using the application.
 
     Superusers; active memberships as reader, scheduler, org_admin or admin; or any user who
-    has a confirmed device. Cached on the user object, which lives for one request.
+    has a confirmed device. Cached on the user object, which lives for one request; a holder
+    that keeps it longer (a WebSocket's scope) calls forget_requires_mfa before asking again.
     """
     if not (user and user.is_authenticated):
         return False
@@ -48,6 +50,13 @@ def requires_mfa(user) -> bool:
     )
     setattr(user, _CACHE_ATTR, required)
     return required
+
+
+def forget_requires_mfa(user) -> None:
+    """Drop the memoised answer, so that a role granted since (which may need a second factor)
+    counts: the worklist socket's re-check after an access change calls this."""
+    with contextlib.suppress(AttributeError):  # not asked yet
+        delattr(user, _CACHE_ATTR)
 
 
 def has_confirmed_device(user) -> bool:

@@ -2,49 +2,80 @@
 
 On connect the user is authenticated from the session (AuthMiddlewareStack), must have passed
 the second factor if their role needs one and not be idle past the timeout, and joins their
-own user group plus the reading groups the access policy gives them. Access changes
-(accounts/access_changes.py: the account, a membership, the group's agreements) make it
-re-check those groups, and it closes when the user may no longer listen. It forwards ids
-only: what a user may see of a case is decided when the page fetches the row.
+own user group plus the reading groups the access policy gives them (platform admins, who
+see every case, the channel of all cases instead). Access changes (accounts/access_changes.py:
+the account, a membership, the group's agreements) make it re-check those groups, and it
+closes when the user may no longer listen. It forwards ids only: what a user may see of a
+case is decided when the page fetches the row.
 """
 
 from __future__ import annotations
 
 import time
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
+from django.utils.crypto import constant_time_compare
 
-from .events import group_channel, user_channel
+from .events import ALL_CASES_CHANNEL, group_channel, user_channel
 
 # Close codes (4000-4999 are the application's): the page does not retry these blindly.
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
+def _signed_in_session(user, session) -> SessionBase | None:
+    """The socket's session as the store holds it now, or None if it no longer signs `user`
+    in (signed out, flushed, expired, or the password changed since: the test
+    AuthMiddlewareStack made at connect).
+
+    Why reload: the scope's copy is the one loaded at connect. The user's activity in other
+    tabs, a sign-out and a password change reach only the store."""
+    key = session.session_key if session is not None else None
+    if not key:
+        return None
+    current = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    if current.get(SESSION_KEY) != str(user.pk):
+        return None
+    auth_hash = current.get(HASH_SESSION_KEY)
+    if not (auth_hash and constant_time_compare(auth_hash, user.get_session_auth_hash())):
+        return None
+    return current
+
+
 @database_sync_to_async
 def allowed_channels(user, session) -> list[str] | None:
-    """The channel groups this user's socket joins, or None when it must be refused."""
-    from accounts.mfa import session_is_verified
+    """The channel groups this user's socket joins, or None when it must be refused.
+
+    Asked at connect and again after each access change, from the database and the session
+    store rather than from what the scope has held since connect."""
+    from accounts.mfa import forget_requires_mfa, session_is_verified
     from accounts.middleware import LAST_ACTIVITY_KEY
-    from accounts.policy import active_memberships, reading_group_ids
+    from accounts.policy import active_memberships, is_platform_admin, reading_group_ids
 
     if not (user and user.is_authenticated):
         return None
     try:  # the scope's user is as it was at connect; deactivation must be seen
-        user.refresh_from_db(fields=["is_active", "is_superuser"])
+        user.refresh_from_db(fields=["is_active", "is_superuser", "password"])
     except type(user).DoesNotExist:
         return None
     if not user.is_active:
         return None
-    if not session_is_verified(user, session):
+    forget_requires_mfa(user)  # memoised on the scope's user: a new role may need MFA now
+    session = _signed_in_session(user, session)
+    if session is None or not session_is_verified(user, session):
         return None
-    last = session.get(LAST_ACTIVITY_KEY) if session is not None else None
+    last = session.get(LAST_ACTIVITY_KEY)
     if isinstance(last, int) and time.time() - last > settings.SESSION_IDLE_TIMEOUT:
         return None
     if not active_memberships(user) and not user.is_superuser:
         return None
+    if is_platform_admin(user):  # their worklist lists every case (policy.visible_cases)
+        return [user_channel(user.pk), ALL_CASES_CHANNEL]
     return [user_channel(user.pk)] + [group_channel(g) for g in sorted(reading_group_ids(user))]
 
 

@@ -1,7 +1,9 @@
 """Live worklist events: ids only, sent to Channels groups after the change commits.
 
-Groups: `worklist.group.<reading group id>` (its readers, schedulers and org admins) and
-`worklist.user.<user id>` (a case's assignee, lock holder, the study's referring physicians).
+Groups: `worklist.group.<reading group id>` (its readers, schedulers and org admins),
+`worklist.user.<user id>` (a case's assignee, lock holder, the study's referring physicians)
+and `worklist.all` (platform admins, whose worklist lists every group's cases: one channel
+rather than every group's, so a reading group created after they connected is included).
 An event only says "case N changed"; the browser then asks GET /worklist/rows/N/, and the view
 decides, through the access policy, whether and how this user sees it. A lost event costs a
 stale row until the page resynchronises after its next reconnect, never a leak.
@@ -22,6 +24,7 @@ from accounts.models import Membership, Role
 log = logging.getLogger(__name__)
 
 EVENT_KINDS = ("case.created", "case.updated", "case.assigned", "case.locked", "case.removed")
+ALL_CASES_CHANNEL = "worklist.all"
 
 
 def group_channel(group_id: int) -> str:
@@ -52,7 +55,11 @@ def publish(case, kind: str, extra_users: set[int] | None = None) -> None:
         raise ValueError(f"unknown worklist event {kind!r}")
     users = set(extra_users or ()) | referring_user_ids(case)
     users |= {uid for uid in (case.assignee_id, case.lock_holder_id) if uid}
-    channels = [group_channel(case.reading_group_id), *sorted(user_channel(u) for u in users)]
+    channels = [
+        group_channel(case.reading_group_id),
+        ALL_CASES_CHANNEL,
+        *sorted(user_channel(u) for u in users),
+    ]
     message = {"type": "case.event", "event": kind, "case_id": case.pk}
     transaction.on_commit(lambda: send(channels, message))
 

@@ -37,6 +37,9 @@ from .routing import eligible_reader, group_readers, group_readers_for, reader_l
 
 log = logging.getLogger(__name__)
 
+# Who assigned a case in its case.assign audit event when no person did (auto_assign).
+AUTO_ASSIGNMENT = "auto-assignment"
+
 
 class WorklistError(Exception):
     """A refused worklist action: `code` for tests and scripts, `message` for people."""
@@ -149,7 +152,9 @@ def assign_case(case_id: int, reader, by=None, request=None) -> Case:
     """Assign (or reassign) a case to an eligible reader of its group.
 
     Refused while another reader holds the lock: taking work from under someone mid-report
-    must be a deliberate lock break first."""
+    must be a deliberate lock break first. Audited either way: `by` (or the request's user)
+    is who assigned it; neither means the system did (auto_assign), recorded as the audit
+    trail records system actions, with no user, and AUTO_ASSIGNMENT in the detail."""
     case = _open_case(case_id)
     membership = next(
         (m for m in group_readers(case.reading_group_id) if m.user_id == reader.pk), None
@@ -177,14 +182,10 @@ def assign_case(case_id: int, reader, by=None, request=None) -> Case:
             raise WorklistError(_locked_message(case), "locked", 409)
         case.refresh_from_db()
         events.publish(case, "case.assigned", extra_users={previous} if previous else None)
-    if by is not None or request is not None:
-        record(
-            request,
-            Action.CASE_ASSIGN,
-            user=by,
-            study=case.study,
-            detail={"case": case.pk, "assignee": reader.get_username(), "previous": previous},
-        )
+    detail = {"case": case.pk, "assignee": reader.get_username(), "previous": previous}
+    if by is None and request is None:
+        detail["by"] = AUTO_ASSIGNMENT
+    record(request, Action.CASE_ASSIGN, user=by, study=case.study, detail=detail)
     return case
 
 
@@ -205,7 +206,8 @@ def bulk_assign(case_ids: list[int], reader, by, request=None) -> dict[int, str]
 
 
 def auto_assign(case_id: int) -> Case | None:
-    """Give the case to the eligible reader with the least priority-weighted open load."""
+    """Give the case to the eligible reader with the least priority-weighted open load
+    (audited as the system's assignment: see assign_case)."""
     case = _open_case(case_id)
     readers = [
         m

@@ -90,6 +90,33 @@ def test_auto_assignment_picks_least_weighted_load(world):
     assert first.assignee != second.assignee  # the STAT load went to one, the next to the other
 
 
+def test_auto_assignment_is_audited_as_the_system_like_manual_assignment(world):
+    """Every assignment writes case.assign. A scheduler's names the scheduler; auto-assignment
+    names no person: the audit service's way to record the system as the actor (as for opening
+    a case), which the DICOM audit message exports with the application as the requestor."""
+    from audit.exporting import audit_message
+    from audit.models import Action, AuditEvent
+
+    GroupSettings.objects.create(reading_group=world.northstar, assignment_mode=AssignmentMode.AUTO)
+    case = services.open_case(make_study(world.riverside).pk)
+    case.refresh_from_db()
+    assert case.assignee == world.reader  # equal loads: the first by username
+    automatic = AuditEvent.objects.get(action=Action.CASE_ASSIGN, study=case.study)
+    assert (automatic.user, automatic.username, automatic.role) == (None, "", "")
+    assert automatic.detail == {
+        "case": case.pk,
+        "assignee": "reader",
+        "previous": None,
+        "by": "auto-assignment",
+    }
+    participants = audit_message(automatic).findall("ActiveParticipant")
+    assert [p.get("UserIsRequestor") for p in participants] == ["true"]  # the application
+    services.assign_case(case.pk, world.reader2, by=world.scheduler)
+    manual = AuditEvent.objects.filter(action=Action.CASE_ASSIGN).exclude(pk=automatic.pk).get()
+    assert manual.user == world.scheduler and manual.study == case.study
+    assert manual.detail == {"case": case.pk, "assignee": "reader2", "previous": world.reader.pk}
+
+
 def test_next_case_hands_out_the_most_urgent_eligible_case(world):
     GroupSettings.objects.create(
         reading_group=world.northstar, assignment_mode=AssignmentMode.NEXT_CASE

@@ -4,33 +4,39 @@ second factor, the groups joined, the event shape, and re-checking on membership
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.conf import settings as django_settings
 from django.contrib.sessions.backends.db import SessionStore
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from readingroom.asgi import application
 from worklist import services
 from worklist.consumers import CLOSE_FORBIDDEN, WorklistConsumer
 
-from .conftest import make_study
+from .conftest import make_study, verified_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 
-def _session(user, verified=True) -> SessionStore:
-    from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    session = SessionStore()
+def _signed_in(user, verified=True) -> Client:
+    """A browser signed in as `user`, with the second factor passed unless verified=False."""
     if verified:
-        device, _ = TOTPDevice.objects.get_or_create(user=user, name="phone", confirmed=True)
-        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session.save()
-    return session
+        return verified_client(Client(), user)
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def _session(browser: Client) -> SessionStore:
+    """What AuthMiddlewareStack puts in the socket's scope: the store's session for the
+    browser's cookie, loaded when the consumer first reads it."""
+    return SessionStore(browser.cookies[django_settings.SESSION_COOKIE_NAME].value)
 
 
 def _communicator(user, session) -> WebsocketCommunicator:
@@ -40,11 +46,20 @@ def _communicator(user, session) -> WebsocketCommunicator:
     return communicator
 
 
-async def _connect(user, verified=True):
-    session = await sync_to_async(_session)(user, verified)
-    communicator = _communicator(user, session)
+async def _connect(user, verified=True, browser: Client | None = None):
+    browser = browser or await sync_to_async(_signed_in)(user, verified)
+    communicator = _communicator(user, _session(browser))
     connected, code = await communicator.connect()
     return communicator, connected, code
+
+
+async def _a_new_case_reaches(communicator: WebsocketCommunicator, facility) -> int:
+    """Open a case for a new study from `facility`; its case.created must reach the socket."""
+    study = await sync_to_async(make_study)(facility)
+    case = await sync_to_async(services.open_case)(study.pk)
+    message = await communicator.receive_json_from(timeout=2)
+    assert message == {"event": "case.created", "case_id": case.pk}
+    return case.pk
 
 
 @override_settings(CHANNEL_LAYERS=LAYERS)
@@ -111,12 +126,7 @@ def test_membership_change_rechecks_groups(world):
             user=world.other_reader, organization=world.northstar, role=Role.READER
         )
         assert await other.receive_json_from(timeout=2) == {"event": "resync"}
-        study = await sync_to_async(make_study)(world.riverside)
-        case = await sync_to_async(services.open_case)(study.pk)
-        assert await other.receive_json_from(timeout=2) == {
-            "event": "case.created",
-            "case_id": case.pk,
-        }
+        await _a_new_case_reaches(other, world.riverside)
         # Membership ended: the group is left; no more events.
         await sync_to_async(joined.delete)()
         assert await other.receive_json_from(timeout=2) == {"event": "resync"}
@@ -164,5 +174,164 @@ def test_a_changed_reading_agreement_resyncs_the_groups_sockets(world):
         assert await other.receive_nothing(timeout=0.3), "another group's reader is not told"
         await reader.disconnect()
         await other.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_a_new_role_that_needs_a_second_factor_closes_an_unverified_socket(world):
+    """requires_mfa memoises its answer on the user object, and a socket's scope keeps that
+    object for as long as the tab is open: the re-check after an access change must ask
+    afresh, or a referring physician made a reader would join the reading group's case ids
+    without ever passing the second factor. (The configured channel layer: Redis on the
+    services run.)"""
+    from accounts.models import Membership, Role
+
+    async def run():
+        referrer, ok, _ = await _connect(world.referrer, verified=False)  # needs none yet
+        assert ok
+        await sync_to_async(Membership.objects.create)(
+            user=world.referrer, organization=world.northstar, role=Role.READER
+        )
+        assert await referrer.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+        # A Northstar case the referrer does not refer (Lakeview's): nothing reaches them.
+        study = await sync_to_async(make_study)(world.lakeview)
+        await sync_to_async(services.open_case)(study.pk)
+        assert await referrer.receive_nothing(timeout=0.3)
+
+    async_to_sync(run)()
+
+
+def _last_activity(browser: Client, seconds_ago: int) -> None:
+    from accounts.middleware import LAST_ACTIVITY_KEY
+
+    session = _session(browser)
+    session[LAST_ACTIVITY_KEY] = int(time.time()) - seconds_ago
+    session.save()
+
+
+def test_the_idle_check_reads_the_session_store_not_the_copy_from_connect(world, settings):
+    """A reader's socket keeps the session it loaded at connect; their work in other tabs
+    only reaches the session store. The re-check after an access change must judge idleness
+    from the store, or an active reader's socket closes at the first change after
+    SESSION_IDLE_TIMEOUT from connect."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        await sync_to_async(_last_activity)(browser, 1000)
+        reader, ok, _ = await _connect(world.reader, browser=browser)
+        assert ok
+        # Another tab: a request (the warning's "stay signed in") is activity, in the store.
+        kept = await sync_to_async(browser.post)(reverse("session-keepalive"))
+        assert kept.status_code == 200
+        # Twenty minutes pass: the copy from connect is idle past the timeout, the store is not.
+        settings.SESSION_IDLE_TIMEOUT = 600
+        await sync_to_async(world.memberships["reader"].save)()  # an access change: re-check
+        assert await reader.receive_json_from(timeout=2) == {"event": "resync"}
+        await _a_new_case_reaches(reader, world.riverside)
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_signing_out_closes_the_socket_at_the_next_recheck(world):
+    """Sign-out flushes the session from the store; the socket's copy from connect still
+    looks signed in and verified, so the re-check must read the store."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect(world.reader, browser=browser)
+        assert ok
+        signed_out = await sync_to_async(browser.post)(reverse("logout"))
+        assert signed_out.status_code == 302
+        await sync_to_async(world.memberships["reader"].save)()  # an access change: re-check
+        assert await reader.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+
+    async_to_sync(run)()
+
+
+def test_a_password_change_closes_the_other_sessions_sockets(world):
+    """Django signs a user's other sessions out when the password changes (the session's auth
+    hash no longer matches); their sockets must not outlive them."""
+
+    async def run():
+        reader, ok, _ = await _connect(world.reader)
+        assert ok
+
+        def change_password() -> None:
+            world.reader.set_password("another-password-2")
+            world.reader.save()
+
+        await sync_to_async(change_password)()
+        assert await reader.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
+
+    async_to_sync(run)()
+
+
+def _platform_admin(kind: str):
+    """A platform admin either way the policy makes one: a superuser, or an `admin`
+    membership of the platform operator."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership, Organization, Role
+
+    users = get_user_model().objects
+    if kind == "superuser":
+        return users.create_superuser("root", password="root-password-1")
+    admin = users.create_user("platform-admin", password="admin-password-1")
+    platform = Organization.objects.create(
+        name="ReadingRoom operations", slug="ops", kind=Organization.Kind.PLATFORM
+    )
+    Membership.objects.create(user=admin, organization=platform, role=Role.ADMIN)
+    return admin
+
+
+def _no_longer_platform_admin(admin) -> None:
+    if admin.is_superuser:
+        admin.is_superuser = False
+        admin.save()
+    else:
+        admin.memberships.all().delete()
+
+
+@pytest.mark.parametrize("kind", ["superuser", "admin membership"])
+def test_a_platform_admins_socket_receives_every_groups_cases(world, kind):
+    """Platform admins' worklist (the scheduler view) lists every reading group's open cases;
+    their socket must be told of each, live, as the page's readers are, and of none once they
+    are no longer admins."""
+    from worklist.models import RoutingRule
+
+    RoutingRule.objects.create(name="MR to Harbor", modality="MR", reading_group=world.harbor)
+
+    async def run():
+        admin = await sync_to_async(_platform_admin)(kind)
+        browser = await sync_to_async(_signed_in)(admin)
+        socket, ok, _ = await _connect(admin, browser=browser)
+        assert ok
+        northstar_case = await _a_new_case_reaches(socket, world.riverside)
+        harbor_study = await sync_to_async(make_study)(world.lakeview, "MR")
+        harbor_case = await sync_to_async(services.open_case)(harbor_study.pk)
+        assert harbor_case.reading_group_id == world.harbor.pk
+        assert await socket.receive_json_from(timeout=2) == {
+            "event": "case.created",
+            "case_id": harbor_case.pk,
+        }
+        # What the page does with each id: fetch the row, which this admin's view lists.
+        for case_id in (northstar_case, harbor_case.pk):
+            row = await sync_to_async(browser.get)(reverse("worklist:row", args=[case_id]))
+            assert row.status_code == 200
+        await sync_to_async(_no_longer_platform_admin)(admin)
+        assert await socket.receive_output(timeout=2) == {
+            "type": "websocket.close",
+            "code": CLOSE_FORBIDDEN,
+        }
 
     async_to_sync(run)()
