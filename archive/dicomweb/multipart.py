@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import BinaryIO
 
 from django.http import StreamingHttpResponse
@@ -41,12 +42,18 @@ class MediaRange:
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     message = Message()
     message["content-type"] = value
-    params = {k.lower(): v for k, v in message.get_params()[1:]}
+    # An RFC 2231 parameter (`name*=charset''value`) comes back as a (charset, language,
+    # value) tuple: decoded here so every parameter is a string.
+    params = {
+        k.lower(): v if isinstance(v, str) else collapse_rfc2231_value(v)
+        for k, v in message.get_params()[1:]
+    }
     return message.get_content_type(), params
 
 
 def parse_accept(header: str) -> list[MediaRange]:
-    """Media ranges, highest quality first; an absent header accepts anything."""
+    """Media ranges, highest quality first; an absent header accepts anything. A range with
+    q=0 is left out: it says "not acceptable" (RFC 9110 12.4.2)."""
     ranges = []
     for item in _split_top_level(header or "*/*"):
         if not item.strip():
@@ -56,7 +63,10 @@ def parse_accept(header: str) -> list[MediaRange]:
             quality = float(params.pop("q", "1"))
         except ValueError:
             quality = 1.0
-        ranges.append(MediaRange(media_type, params, quality))
+        if not 0.0 <= quality <= 1.0:  # out of range or NaN: as if not given
+            quality = 1.0
+        if quality > 0.0:
+            ranges.append(MediaRange(media_type, params, quality))
     return sorted(ranges, key=lambda r: -r.quality)
 
 

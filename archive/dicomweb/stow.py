@@ -9,6 +9,7 @@ when all were stored, 202 when some failed, 409 when none was.
 from __future__ import annotations
 
 import io
+import re
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -30,6 +31,8 @@ UPLOAD_ROLES = {Role.TECHNOLOGIST, Role.ORG_ADMIN}
 REFUSED_SOP_CLASS = 0x0122
 STUDY_UID_MISMATCH = 0xA900
 WARNING_COERCED = 0xB000
+# RFC 2046 5.1.1: 1 to 70 of these characters, not ending in a space.
+BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpResponse:
@@ -42,6 +45,8 @@ def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpRespon
         return error(415, "only application/dicom parts are accepted (no JSON/XML + bulk data)")
     if "boundary" not in params:
         return error(400, "Content-Type has no boundary parameter")
+    if not BOUNDARY.fullmatch(params["boundary"]):
+        return error(400, "the boundary must be 1 to 70 characters allowed by RFC 2046")
     xml = _wants_xml(request)
     if xml is None:
         return error(406, "STOW-RS answers application/dicom+json or application/dicom+xml")

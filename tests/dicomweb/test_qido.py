@@ -224,6 +224,20 @@ def test_only_json_is_produced(tech, studies):
     assert response.status_code == 406
 
 
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        # RFC 2231 parameters (`name*=charset''value`): were a 500 (the value is a tuple).
+        ("application/dicom+json; q*=utf-8''0.5", 200),
+        ("application/dicom+xml; q*=utf-8''1, application/dicom+json; q=0.5", 200),
+        # q=0 is "not acceptable" (RFC 9110 12.4.2), not "acceptable, last".
+        ("application/dicom+json; q=0", 406),
+    ],
+)
+def test_accept_header_parameters(tech, studies, accept, status):
+    assert tech.get("/dicomweb/studies", HTTP_ACCEPT=accept).status_code == status
+
+
 def test_tenant_boundary_and_audit(tech, outsider, studies):
     assert uids(outsider.get("/dicomweb/studies")) == [study(4)]
     assert uids(outsider.get("/dicomweb/studies", {"PatientID": "MRN-100"})) == [study(4)]

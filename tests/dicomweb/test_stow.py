@@ -102,6 +102,15 @@ def test_xml_response(tech):
         (TYPE, b"no boundary in here", 400, "boundary"),
         (TYPE, f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\nabc".encode(), 400, "ends"),
         (TYPE, f"--{BOUNDARY}--\r\n".encode(), 400, "no parts"),
+        # RFC 2231 parameters were a 500: the value came back as a tuple.
+        ("multipart/related; type*=utf-8''application%2Fdicom+json; boundary=b", b"x", 415, "only"),
+        (
+            "multipart/related; type=\"application/dicom\"; boundary*=utf-8''%E2%82%AC",
+            b"x",
+            400,
+            "boundary",
+        ),
+        ('multipart/related; type="application/dicom"; boundary=""', b"x", 400, "boundary"),
     ],
 )
 def test_bad_bodies(tech, content_type, data, status, reason):
@@ -109,6 +118,17 @@ def test_bad_bodies(tech, content_type, data, status, reason):
     assert response.status_code == status
     assert reason in response.json()["error"]
     assert Instance.objects.count() == 0
+
+
+def test_rfc2231_parameters_are_understood(tech):
+    content_type = (
+        f"multipart/related; type*=utf-8''application%2Fdicom; boundary*=utf-8''{BOUNDARY}"
+    )
+    response = stow(tech, body(part10("CT_small.dcm")), content_type=content_type)
+    assert response.status_code == 200, response.content
+    response = stow(tech, body(part10("CT_small.dcm")), HTTP_ACCEPT="*/*; q*=utf-8''1")
+    assert response.status_code == 200, response.content
+    assert Instance.objects.count() == 2
 
 
 def test_body_size_limit(tech, settings):

@@ -244,6 +244,25 @@ def test_thumbnails(tech, ct):
         assert max(Image.open(io.BytesIO(response.content)).size) <= 128
 
 
+@pytest.mark.parametrize(
+    ("suffix", "accept", "status"),
+    [
+        # RFC 2231 parameters (`name*=charset''value`) were a 500 on every route.
+        ("", "multipart/related; type*=utf-8''application%2Fdicom", 200),
+        ("/frames/1", "multipart/related; type*=utf-8''application%2Foctet-stream", 200),
+        ("/metadata", "application/dicom+json; q*=utf-8''0.5", 200),
+        ("/rendered", "image/png; q*=utf-8''1", 200),
+        ("/rendered", "image/png; q=0, image/jpeg", 200),
+        ("/rendered", "image/*; q=0", 406),
+    ],
+)
+def test_accept_header_parameters(tech, ct, suffix, accept, status):
+    response = tech.get(url(ct, suffix), HTTP_ACCEPT=accept)
+    assert response.status_code == status
+    if suffix == "/rendered" and status == 200:
+        assert response["Content-Type"] == ("image/jpeg" if "q=0" in accept else "image/png")
+
+
 def test_every_route_refuses_an_invisible_study(outsider, ct):
     study = ct.series.study.study_instance_uid
     series = f"/dicomweb/studies/{study}/series/{ct.series.series_instance_uid}"
