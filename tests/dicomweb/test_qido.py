@@ -189,6 +189,15 @@ def test_series_and_instances(tech, studies):
         ({"StudyInstanceUID": "1.2.abc"}, "UID"),
         ({"ModalitiesInStudy": "C'T"}, "modality codes"),
         ({"includefield": "NotAThing"}, "not a DICOM keyword"),
+        # str.isdigit() takes superscripts, which int() then refuses: was a 500.
+        ({"limit": "\u00b2"}, "non-negative integer"),
+        ({"offset": "\u0661"}, "non-negative integer"),
+        # Past what the databases' integers hold: was a 500 on SQLite and PostgreSQL.
+        ({"offset": "9" * 23}, "offset"),
+        # PostgreSQL text cannot hold NUL: was a 500 there (DataError).
+        ({"PatientID": "MRN\x00100"}, "control character"),
+        ({"AccessionNumber": "\x00"}, "control character"),
+        ({"PatientName": "Doe\x00*"}, "control character"),
     ],
 )
 def test_bad_parameters_are_400_with_a_reason(tech, studies, query, reason):
