@@ -263,6 +263,18 @@ def test_accept_header_parameters(tech, ct, suffix, accept, status):
         assert response["Content-Type"] == ("image/jpeg" if "q=0" in accept else "image/png")
 
 
+def test_a_study_or_series_left_without_instances_is_404(tech, ct, riverside):
+    """Re-sending a SOP Instance with other bytes and another Study/Series UID files the
+    instance there (READINGROOM_RESEND_POLICY=version): its old study and series stay,
+    empty. Retrieving them was an IndexError (500)."""
+    old_study, old_series = ct.series.study.study_instance_uid, ct.series.series_instance_uid
+    ingest(part10("CT_small.dcm", SOPInstanceUID=ct.sop_instance_uid, PatientID="MRN-1"), riverside)
+    for suffix in ("", "/metadata", f"/series/{old_series}", f"/series/{old_series}/metadata"):
+        response = tech.get(f"/dicomweb/studies/{old_study}{suffix}")
+        assert response.status_code == 404, suffix
+        assert "instances of" in response.json()["error"]
+
+
 def test_every_route_refuses_an_invisible_study(outsider, ct):
     study = ct.series.study.study_instance_uid
     series = f"/dicomweb/studies/{study}/series/{ct.series.series_instance_uid}"
