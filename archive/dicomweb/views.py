@@ -298,7 +298,12 @@ def retrieve_frames(
     instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     if not FRAME_LIST.match(frames):
         return error(400, "frames are a comma-separated list of frame numbers from 1")
-    return _frames_response(request, instance, [int(n) for n in frames.split(",")])
+    numbers = [int(n) for n in frames.split(",")]
+    if len(set(numbers)) != len(numbers):
+        # Every part is decoded into memory before the answer starts: repeats would let one
+        # short URL make a worker hold thousands of copies of a frame.
+        return error(400, "a frame list names each frame at most once")
+    return _frames_response(request, instance, numbers)
 
 
 def _frames_response(request: HttpRequest, instance: Instance, numbers: list[int]) -> HttpResponse:

@@ -137,7 +137,19 @@ def test_compressed_frames_as_stored_or_decoded(tech, j2k):
     assert response.status_code == 406
 
 
-@pytest.mark.parametrize(("frames", "status"), [("2", 404), ("0", 400), ("1,x", 400)])
+@pytest.mark.parametrize(
+    ("frames", "status"),
+    [
+        ("2", 404),
+        ("0", 400),
+        ("1,x", 400),
+        ("1,,2", 400),
+        ("999999999999999999999", 400),
+        # Repeats: each part is made in memory first, so `1,1,...` (thousands in one URL)
+        # held thousands of decoded copies of one frame.
+        ("1,1", 400),
+    ],
+)
 def test_bad_frame_numbers(tech, ct, frames, status):
     assert tech.get(url(ct, f"/frames/{frames}")).status_code == status
 
