@@ -132,10 +132,12 @@ class SpooledBody:
         self.file.close()
 
 
-def split_parts(data, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
-    """Parts of a multipart body: (lower-cased headers, body). Malformed -> MultipartError.
+def part_spans(data, boundary: str) -> Iterator[tuple[dict[str, str], int, int]]:
+    """Parts of a multipart body: (lower-cased headers, start, end of the part's body).
+    Malformed -> MultipartError.
 
-    `data` is bytes or a memory map; slicing copies one part at a time out of it.
+    `data` is bytes or a memory map. Only offsets come out, so a whole body can be checked
+    before anything is stored without copying it; slice `data[start:end]` one part at a time.
     """
     delimiter = b"--" + boundary.encode("latin-1")
     start = data.find(delimiter)
@@ -156,7 +158,7 @@ def split_parts(data, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
         next_boundary = data.find(b"\r\n" + delimiter, body_start)
         if next_boundary < 0:
             raise MultipartError("body ends before the closing boundary")
-        yield headers, data[body_start:next_boundary]
+        yield headers, body_start, next_boundary
         position = next_boundary + 2 + len(delimiter)
 
 

@@ -24,7 +24,7 @@ from archive.failures import STATUS_FOR_CODE
 from audit.models import Action, Outcome
 from audit.services import record
 
-from .multipart import MultipartError, SpooledBody, parse_accept, parse_content_type, split_parts
+from .multipart import MultipartError, SpooledBody, parse_accept, parse_content_type, part_spans
 
 UPLOAD_ROLES = {Role.TECHNOLOGIST, Role.ORG_ADMIN}
 # Failure Reason values beyond the C-STORE statuses (PS3.18 Table 10.5.3-2 / PS3.4 GG.4-1).
@@ -58,12 +58,13 @@ def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpRespon
     except MultipartError as exc:
         return error(413, str(exc))
     try:
-        parts = list(split_parts(body.map, params["boundary"]))
-        if not parts:
+        spans = list(part_spans(body.map, params["boundary"]))  # the whole body is well formed
+        if not spans:
             return error(400, "the request has no parts")
         source = services.IngestSource(
             organization=source_org, label=f"STOW-RS {request.user.get_username()}"[:64]
         )
+        parts = ((headers, body.map[start:end]) for headers, start, end in spans)
         response = _store_parts(parts, source, study_uid, base)
     except MultipartError as exc:
         return error(400, f"malformed multipart body: {exc}")
