@@ -83,10 +83,16 @@ class RenderParams:
             window = "wh"
         else:
             w = self.window
-            window = f"w{w.center:.6g}_{w.width:.6g}{_FUNCTION_CODES[w.function]}"
+            window = f"w{_exact(w.center)}_{_exact(w.width)}{_FUNCTION_CODES[w.function]}"
         viewport = "vn" if self.viewport is None else f"v{self.viewport[0]}x{self.viewport[1]}"
         encoding = "png" if self.media_type == "image/png" else f"q{self.quality}"
         return f"{window}.{viewport}.{encoding}"
+
+
+def _exact(number: float) -> str:
+    """The shortest text that reads back as the same float (40.0 as "40"): windows that
+    differ anywhere must not share a cache entry."""
+    return repr(float(number)).removesuffix(".0")
 
 
 @dataclass(frozen=True)

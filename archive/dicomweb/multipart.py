@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 from typing import BinaryIO
 
 from django.http import StreamingHttpResponse
@@ -41,12 +42,18 @@ class MediaRange:
 def parse_content_type(value: str) -> tuple[str, dict[str, str]]:
     message = Message()
     message["content-type"] = value
-    params = {k.lower(): v for k, v in message.get_params()[1:]}
+    # An RFC 2231 parameter (`name*=charset''value`) comes back as a (charset, language,
+    # value) tuple: decoded here so every parameter is a string.
+    params = {
+        k.lower(): v if isinstance(v, str) else collapse_rfc2231_value(v)
+        for k, v in message.get_params()[1:]
+    }
     return message.get_content_type(), params
 
 
 def parse_accept(header: str) -> list[MediaRange]:
-    """Media ranges, highest quality first; an absent header accepts anything."""
+    """Media ranges, highest quality first; an absent header accepts anything. A range with
+    q=0 is left out: it says "not acceptable" (RFC 9110 12.4.2)."""
     ranges = []
     for item in _split_top_level(header or "*/*"):
         if not item.strip():
@@ -56,7 +63,10 @@ def parse_accept(header: str) -> list[MediaRange]:
             quality = float(params.pop("q", "1"))
         except ValueError:
             quality = 1.0
-        ranges.append(MediaRange(media_type, params, quality))
+        if not 0.0 <= quality <= 1.0:  # out of range or NaN: as if not given
+            quality = 1.0
+        if quality > 0.0:
+            ranges.append(MediaRange(media_type, params, quality))
     return sorted(ranges, key=lambda r: -r.quality)
 
 
@@ -122,10 +132,12 @@ class SpooledBody:
         self.file.close()
 
 
-def split_parts(data, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
-    """Parts of a multipart body: (lower-cased headers, body). Malformed -> MultipartError.
+def part_spans(data, boundary: str) -> Iterator[tuple[dict[str, str], int, int]]:
+    """Parts of a multipart body: (lower-cased headers, start, end of the part's body).
+    Malformed -> MultipartError.
 
-    `data` is bytes or a memory map; slicing copies one part at a time out of it.
+    `data` is bytes or a memory map. Only offsets come out, so a whole body can be checked
+    before anything is stored without copying it; slice `data[start:end]` one part at a time.
     """
     delimiter = b"--" + boundary.encode("latin-1")
     start = data.find(delimiter)
@@ -146,7 +158,7 @@ def split_parts(data, boundary: str) -> Iterator[tuple[dict[str, str], bytes]]:
         next_boundary = data.find(b"\r\n" + delimiter, body_start)
         if next_boundary < 0:
             raise MultipartError("body ends before the closing boundary")
-        yield headers, data[body_start:next_boundary]
+        yield headers, body_start, next_boundary
         position = next_boundary + 2 + len(delimiter)
 
 

@@ -27,6 +27,8 @@ from .attributes import (
 
 CONTROL_PARAMETERS = {"includefield", "limit", "offset", "fuzzymatching", "orderby"}
 MAX_LIMIT = 1000
+MAX_OFFSET = 2**31 - 1  # beyond it an offset would overflow the databases' integers
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 UID_KEYWORDS = {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"}
 
 
@@ -107,6 +109,10 @@ def parse(params: QueryDict, level: Level, scope: Level | None = None) -> Query:
     for name, values in params.lists():
         if name in CONTROL_PARAMETERS:
             continue
+        if any(CONTROL_CHARACTER.search(value) for value in values):
+            # DICOM query values hold text, never control characters; PostgreSQL text cannot
+            # even hold a NUL.
+            raise QueryError(f"{name!r} holds a control character")
         keyword = keyword_of(name)
         if keyword is None:
             raise QueryError(f"{name!r} is not a DICOM keyword or tag, nor a QIDO parameter")
@@ -139,10 +145,12 @@ def _paging(params: QueryDict, query: Query) -> tuple[int, int]:
         if raw is None:
             numbers.append(default)
             continue
-        if not raw.isdigit():
+        if not re.fullmatch(r"[0-9]+", raw):
             raise QueryError(f"{name} must be a non-negative integer")
         numbers.append(int(raw))
     limit, offset = numbers
+    if offset > MAX_OFFSET:
+        raise QueryError(f"offset must be at most {MAX_OFFSET}")
     if limit > MAX_LIMIT:
         query.warnings.append(f"limit {limit} exceeds the maximum of {MAX_LIMIT}")
         limit = MAX_LIMIT

@@ -9,6 +9,7 @@ when all were stored, 202 when some failed, 409 when none was.
 from __future__ import annotations
 
 import io
+import re
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -23,13 +24,15 @@ from archive.failures import STATUS_FOR_CODE
 from audit.models import Action, Outcome
 from audit.services import record
 
-from .multipart import MultipartError, SpooledBody, parse_accept, parse_content_type, split_parts
+from .multipart import MultipartError, SpooledBody, parse_accept, parse_content_type, part_spans
 
 UPLOAD_ROLES = {Role.TECHNOLOGIST, Role.ORG_ADMIN}
 # Failure Reason values beyond the C-STORE statuses (PS3.18 Table 10.5.3-2 / PS3.4 GG.4-1).
 REFUSED_SOP_CLASS = 0x0122
 STUDY_UID_MISMATCH = 0xA900
 WARNING_COERCED = 0xB000
+# RFC 2046 5.1.1: 1 to 70 of these characters, not ending in a space.
+BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpResponse:
@@ -42,6 +45,8 @@ def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpRespon
         return error(415, "only application/dicom parts are accepted (no JSON/XML + bulk data)")
     if "boundary" not in params:
         return error(400, "Content-Type has no boundary parameter")
+    if not BOUNDARY.fullmatch(params["boundary"]):
+        return error(400, "the boundary must be 1 to 70 characters allowed by RFC 2046")
     xml = _wants_xml(request)
     if xml is None:
         return error(406, "STOW-RS answers application/dicom+json or application/dicom+xml")
@@ -53,12 +58,13 @@ def handle(request: HttpRequest, study_uid: str | None, base: str) -> HttpRespon
     except MultipartError as exc:
         return error(413, str(exc))
     try:
-        parts = list(split_parts(body.map, params["boundary"]))
-        if not parts:
+        spans = list(part_spans(body.map, params["boundary"]))  # the whole body is well formed
+        if not spans:
             return error(400, "the request has no parts")
         source = services.IngestSource(
             organization=source_org, label=f"STOW-RS {request.user.get_username()}"[:64]
         )
+        parts = ((headers, body.map[start:end]) for headers, start, end in spans)
         response = _store_parts(parts, source, study_uid, base)
     except MultipartError as exc:
         return error(400, f"malformed multipart body: {exc}")

@@ -118,6 +118,24 @@ def _instances(
     return instances.order_by("series__series_number", "series_id", "instance_number", "id")
 
 
+def _instance_list(
+    request: HttpRequest, study_uid: str, series_uid: str | None, sop_uid: str | None
+) -> list[Instance]:
+    """The instances a retrieve answers with; a 404 when there are none. A study or series
+    can be left empty: a re-sent instance with other bytes is filed under the Study and
+    Series UIDs it now carries (READINGROOM_RESEND_POLICY=version)."""
+    instances = list(_instances(request, study_uid, series_uid, sop_uid))
+    if not instances:
+        raise NotFound(
+            *(
+                ("instances of series", series_uid)
+                if series_uid
+                else ("instances of study", study_uid)
+            )
+        )
+    return instances
+
+
 def _json(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
     response = HttpResponse(
         json.dumps(payload, separators=(",", ":")), status=status, content_type=DICOM_JSON
@@ -205,7 +223,7 @@ def retrieve(
     sop_uid: str | None = None,
 ) -> HttpResponse:
     """Study, series or instance as multipart/related; type="application/dicom"."""
-    instances = list(_instances(request, study_uid, series_uid, sop_uid))
+    instances = _instance_list(request, study_uid, series_uid, sop_uid)
     ranges = parse_accept(request.headers.get("Accept", ""))
     choices = [wado.choose_syntax(instance, ranges) for instance in instances]
     if sop_uid is not None and choices[0].convert:
@@ -245,7 +263,7 @@ def retrieve_metadata(
 ) -> HttpResponse:
     if not _accepts_json(request):
         return error(406, "metadata is available as application/dicom+json only")
-    instances = list(_instances(request, study_uid, series_uid, sop_uid))
+    instances = _instance_list(request, study_uid, series_uid, sop_uid)
     base = _base(request)
     payload = [wado.metadata(i, search.instance_url(base, i)) for i in instances]
     _audit_retrieve(request, instances[0].series.study, "metadata", len(instances))
@@ -280,7 +298,12 @@ def retrieve_frames(
     instance = _instances(request, study_uid, series_uid, sop_uid)[0]  # evaluated: no 2nd query
     if not FRAME_LIST.match(frames):
         return error(400, "frames are a comma-separated list of frame numbers from 1")
-    return _frames_response(request, instance, [int(n) for n in frames.split(",")])
+    numbers = [int(n) for n in frames.split(",")]
+    if len(set(numbers)) != len(numbers):
+        # Every part is decoded into memory before the answer starts: repeats would let one
+        # short URL make a worker hold thousands of copies of a frame.
+        return error(400, "a frame list names each frame at most once")
+    return _frames_response(request, instance, numbers)
 
 
 def _frames_response(request: HttpRequest, instance: Instance, numbers: list[int]) -> HttpResponse:

@@ -189,6 +189,15 @@ def test_series_and_instances(tech, studies):
         ({"StudyInstanceUID": "1.2.abc"}, "UID"),
         ({"ModalitiesInStudy": "C'T"}, "modality codes"),
         ({"includefield": "NotAThing"}, "not a DICOM keyword"),
+        # str.isdigit() takes superscripts, which int() then refuses: was a 500.
+        ({"limit": "\u00b2"}, "non-negative integer"),
+        ({"offset": "\u0661"}, "non-negative integer"),
+        # Past what the databases' integers hold: was a 500 on SQLite and PostgreSQL.
+        ({"offset": "9" * 23}, "offset"),
+        # PostgreSQL text cannot hold NUL: was a 500 there (DataError).
+        ({"PatientID": "MRN\x00100"}, "control character"),
+        ({"AccessionNumber": "\x00"}, "control character"),
+        ({"PatientName": "Doe\x00*"}, "control character"),
     ],
 )
 def test_bad_parameters_are_400_with_a_reason(tech, studies, query, reason):
@@ -222,6 +231,20 @@ def test_limit_is_capped_with_a_warning(tech, studies):
 def test_only_json_is_produced(tech, studies):
     response = tech.get("/dicomweb/studies", HTTP_ACCEPT="application/dicom+xml")
     assert response.status_code == 406
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        # RFC 2231 parameters (`name*=charset''value`): were a 500 (the value is a tuple).
+        ("application/dicom+json; q*=utf-8''0.5", 200),
+        ("application/dicom+xml; q*=utf-8''1, application/dicom+json; q=0.5", 200),
+        # q=0 is "not acceptable" (RFC 9110 12.4.2), not "acceptable, last".
+        ("application/dicom+json; q=0", 406),
+    ],
+)
+def test_accept_header_parameters(tech, studies, accept, status):
+    assert tech.get("/dicomweb/studies", HTTP_ACCEPT=accept).status_code == status
 
 
 def test_tenant_boundary_and_audit(tech, outsider, studies):

@@ -3,12 +3,19 @@ bad bodies refused with a reason and nothing half-stored."""
 
 from __future__ import annotations
 
+import io
+import tracemalloc
+
 import pytest
+from django.test import RequestFactory
+from pydicom import dcmread
 from pydicom.uid import generate_uid
 
+from archive.dicomweb import views
 from archive.models import Instance, Study
 from audit.models import Action, AuditEvent
 from tests.dicomweb.conftest import api_user, part10
+from tests.factories import pydicom_file
 
 BOUNDARY = "rr-test-boundary"
 TYPE = f'multipart/related; type="application/dicom"; boundary={BOUNDARY}'
@@ -102,6 +109,15 @@ def test_xml_response(tech):
         (TYPE, b"no boundary in here", 400, "boundary"),
         (TYPE, f"--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\nabc".encode(), 400, "ends"),
         (TYPE, f"--{BOUNDARY}--\r\n".encode(), 400, "no parts"),
+        # RFC 2231 parameters were a 500: the value came back as a tuple.
+        ("multipart/related; type*=utf-8''application%2Fdicom+json; boundary=b", b"x", 415, "only"),
+        (
+            "multipart/related; type=\"application/dicom\"; boundary*=utf-8''%E2%82%AC",
+            b"x",
+            400,
+            "boundary",
+        ),
+        ('multipart/related; type="application/dicom"; boundary=""', b"x", 400, "boundary"),
     ],
 )
 def test_bad_bodies(tech, content_type, data, status, reason):
@@ -109,6 +125,17 @@ def test_bad_bodies(tech, content_type, data, status, reason):
     assert response.status_code == status
     assert reason in response.json()["error"]
     assert Instance.objects.count() == 0
+
+
+def test_rfc2231_parameters_are_understood(tech):
+    content_type = (
+        f"multipart/related; type*=utf-8''application%2Fdicom; boundary*=utf-8''{BOUNDARY}"
+    )
+    response = stow(tech, body(part10("CT_small.dcm")), content_type=content_type)
+    assert response.status_code == 200, response.content
+    response = stow(tech, body(part10("CT_small.dcm")), HTTP_ACCEPT="*/*; q*=utf-8''1")
+    assert response.status_code == 200, response.content
+    assert Instance.objects.count() == 2
 
 
 def test_body_size_limit(tech, settings):
@@ -139,3 +166,32 @@ def reading_org(db):
     return Organization.objects.create(
         name="Northstar", slug="northstar", kind=Organization.Kind.READING_GROUP
     )
+
+
+def test_parts_come_off_the_spooled_body_one_at_a_time(tech):
+    """The body is spooled to a file and split through a memory map so that a 2 GiB upload
+    never sits in memory; every part used to be copied out before the first was stored."""
+    files = []
+    for _ in range(16):
+        ds = dcmread(pydicom_file("CT_small.dcm"))
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.private_block(0x0009, "RR TEST", create=True).add_new(0x10, "OB", bytes(1 << 20))
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    request = RequestFactory().post(
+        "/dicomweb/studies",
+        data=body(*files),
+        content_type=TYPE,
+        HTTP_ACCEPT="application/dicom+json",
+        HTTP_AUTHORIZATION=f"Bearer {tech.token}",
+    )
+    tracemalloc.start()
+    try:
+        response = views.studies_root(request)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200, response.content
+    assert Instance.objects.count() == 16
+    assert peak < 8 << 20, f"peak {peak / (1 << 20):.1f} MiB for 16 parts of 1 MiB"

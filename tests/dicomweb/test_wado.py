@@ -137,7 +137,19 @@ def test_compressed_frames_as_stored_or_decoded(tech, j2k):
     assert response.status_code == 406
 
 
-@pytest.mark.parametrize(("frames", "status"), [("2", 404), ("0", 400), ("1,x", 400)])
+@pytest.mark.parametrize(
+    ("frames", "status"),
+    [
+        ("2", 404),
+        ("0", 400),
+        ("1,x", 400),
+        ("1,,2", 400),
+        ("999999999999999999999", 400),
+        # Repeats: each part is made in memory first, so `1,1,...` (thousands in one URL)
+        # held thousands of decoded copies of one frame.
+        ("1,1", 400),
+    ],
+)
 def test_bad_frame_numbers(tech, ct, frames, status):
     assert tech.get(url(ct, f"/frames/{frames}")).status_code == status
 
@@ -242,6 +254,37 @@ def test_thumbnails(tech, ct):
         response = tech.get(path)
         assert response.status_code == 200, path
         assert max(Image.open(io.BytesIO(response.content)).size) <= 128
+
+
+@pytest.mark.parametrize(
+    ("suffix", "accept", "status"),
+    [
+        # RFC 2231 parameters (`name*=charset''value`) were a 500 on every route.
+        ("", "multipart/related; type*=utf-8''application%2Fdicom", 200),
+        ("/frames/1", "multipart/related; type*=utf-8''application%2Foctet-stream", 200),
+        ("/metadata", "application/dicom+json; q*=utf-8''0.5", 200),
+        ("/rendered", "image/png; q*=utf-8''1", 200),
+        ("/rendered", "image/png; q=0, image/jpeg", 200),
+        ("/rendered", "image/*; q=0", 406),
+    ],
+)
+def test_accept_header_parameters(tech, ct, suffix, accept, status):
+    response = tech.get(url(ct, suffix), HTTP_ACCEPT=accept)
+    assert response.status_code == status
+    if suffix == "/rendered" and status == 200:
+        assert response["Content-Type"] == ("image/jpeg" if "q=0" in accept else "image/png")
+
+
+def test_a_study_or_series_left_without_instances_is_404(tech, ct, riverside):
+    """Re-sending a SOP Instance with other bytes and another Study/Series UID files the
+    instance there (READINGROOM_RESEND_POLICY=version): its old study and series stay,
+    empty. Retrieving them was an IndexError (500)."""
+    old_study, old_series = ct.series.study.study_instance_uid, ct.series.series_instance_uid
+    ingest(part10("CT_small.dcm", SOPInstanceUID=ct.sop_instance_uid, PatientID="MRN-1"), riverside)
+    for suffix in ("", "/metadata", f"/series/{old_series}", f"/series/{old_series}/metadata"):
+        response = tech.get(f"/dicomweb/studies/{old_study}{suffix}")
+        assert response.status_code == 404, suffix
+        assert "instances of" in response.json()["error"]
 
 
 def test_every_route_refuses_an_invisible_study(outsider, ct):

@@ -589,6 +589,21 @@ def test_cache_token_is_stable_short_and_distinct():
     assert all(len(t) < 64 and " " not in t and "/" not in t for t in tokens)
 
 
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (Window(100, 1e-9, "LINEAR_EXACT"), Window(100.0000001, 1e-9, "LINEAR_EXACT")),
+        (Window(1234567, 1), Window(1234568, 1)),
+    ],
+)
+def test_windows_that_render_differently_have_different_cache_tokens(a, b):
+    """Tokens were made with 6 significant digits: two windows that differ further down
+    shared a frame cache entry, so the second asker got the first one's picture."""
+    values = np.array([100.0, 1234567.0])
+    assert not np.array_equal(display.apply_window(values, a), display.apply_window(values, b))
+    assert RenderParams(a).cache_token() != RenderParams(b).cache_token()
+
+
 def test_png_output_is_lossless_display_values():
     ds = ds_of("CT_small.dcm")
     out = render(ds, 1, RenderParams(window=Window(40, 400), media_type="image/png"))
