@@ -171,7 +171,7 @@ def _ingest(
         header.study_instance_uid, header.series_instance_uid, header.sop_instance_uid, sha256
     )
     # Reads happen before the write transaction, so they never hold the write lock.
-    existing, indexed = _existing_outcome(header, sha256)
+    existing, indexed = _existing_outcome(header, sha256, source)
     if existing is not None:
         return existing
 
@@ -195,7 +195,7 @@ def _ingest(
             # nothing of it was committed, so the same work can simply run again.
             if attempt == _ATTEMPTS or not _is_transient(exc):
                 raise
-            existing, indexed = _decide_again(header, sha256, key)
+            existing, indexed = _decide_again(header, sha256, key, source)
             if existing is not None:
                 return existing
         except IntegrityError:
@@ -203,7 +203,7 @@ def _ingest(
             # keeping our file only if a row needs it.
             if attempt == _ATTEMPTS:
                 raise
-            existing, indexed = _decide_again(header, sha256, key)
+            existing, indexed = _decide_again(header, sha256, key, source)
             if cache is not None and not indexed:
                 cache.drop(cache_key)  # not explained by the UID: the remembered rows may be gone
             if existing is not None:
@@ -223,11 +223,13 @@ def _is_transient(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
-def _decide_again(header: Header, sha256: str, key: str) -> tuple[IngestOutcome | None, bool]:
+def _decide_again(
+    header: Header, sha256: str, key: str, source: IngestSource
+) -> tuple[IngestOutcome | None, bool]:
     """_existing_outcome after our file was written: a refusal, or an outcome that indexes
     nothing (duplicate, kept first), leaves the file only if some row refers to it."""
     try:
-        existing, indexed = _existing_outcome(header, sha256)
+        existing, indexed = _existing_outcome(header, sha256, source)
     except IngestRejected:
         _delete_if_unreferenced(key)
         raise
@@ -239,18 +241,27 @@ def _decide_again(header: Header, sha256: str, key: str) -> tuple[IngestOutcome 
 # Compiled once (readingroom.compiled_query): compiling it was ~0.3 ms of every ingest.
 _EXISTING = CompiledQuery(
     lambda sop_instance_uid: Instance.objects.filter(sop_instance_uid=sop_instance_uid).values_list(
-        "pk", "sha256", "storage_key", "series__study_id"
+        "pk", "sha256", "storage_key", "series__study_id", "series__study__organization_id"
     ),
     1,
 )
 
 
-def _existing_outcome(header: Header, sha256: str) -> tuple[IngestOutcome | None, bool]:
-    """(Outcome, True) for a SOP Instance UID already indexed, (None, indexed) to store it."""
+def _existing_outcome(
+    header: Header, sha256: str, source: IngestSource
+) -> tuple[IngestOutcome | None, bool]:
+    """(Outcome, True) for a SOP Instance UID already indexed, (None, indexed) to store it.
+
+    Another organisation's UID is refused before the bytes are compared: a "duplicate" would
+    tell the sender a copy it can never open is stored, and the policy's answer would tell it
+    whether its bytes match someone else's.
+    """
     row = _EXISTING.rows(header.sop_instance_uid)
     if not row:
         return None, False
-    pk, current_sha256, storage_key, study_id = row[0]
+    pk, current_sha256, storage_key, study_id, organization_id = row[0]
+    if organization_id != source.organization.pk:
+        raise IngestRejected("foreign_study", "SOP Instance UID belongs to another organisation")
     if current_sha256 == sha256 and get_storage().exists(storage_key):
         return IngestOutcome("duplicate", "identical copy already stored", pk, study_id), True
     if current_sha256 == sha256:
@@ -391,6 +402,11 @@ def _index(
     else:
         if current.series.study.organization_id != source.organization.pk:
             raise IngestRejected("foreign_study", "SOP instance belongs to another organisation")
+        if current.series_id != series.pk:
+            # Moving it would leave the old study or series empty and its answers wrong.
+            raise IngestRejected(
+                "series_mismatch", "a new version must keep the Study and Series UIDs"
+            )
         InstanceVersion.objects.create(
             instance=current,
             version=current.version,

@@ -149,3 +149,49 @@ def test_modified_resend_in_the_same_association_becomes_a_version(scp, original
     storage = get_storage()
     assert dcmread(storage.path(current.storage_key)).StudyDescription == "CORRECTED DESCRIPTION"
     assert dataset_sha256(storage.path(old.storage_key)) == old.sha256
+
+
+@pytest.mark.parametrize("policy", ["version", "reject", "keep_first"])
+def test_identical_bytes_from_another_organisation_are_refused_not_a_duplicate(
+    scp, original, outbox, settings, policy
+):
+    """Another hospital sending the very same object must not get a success (the copy it
+    was told is stored is one it can never see) nor a policy answer that tells it whether
+    the bytes match: the UID belongs to another organisation, whatever the bytes."""
+    settings.RESEND_POLICY = policy
+    assert send_file(scp, outbox, original) == 0x0000
+    ds = dcmread(original)
+    assert send_raw(scp, outbox, CT, ds.SOPInstanceUID, encode(ds), aet="LAKEVIEW") == 0xC011
+    uid, body = modified_body(original)
+    assert send_raw(scp, outbox, CT, uid, body, aet="LAKEVIEW") == 0xC011
+    instance = Instance.objects.select_related("series__study__organization").get()
+    assert instance.version == 1 and InstanceVersion.objects.count() == 0
+    assert instance.series.study.organization.slug != "lakeview"
+    assert len(list(get_storage().root.rglob("*.dcm"))) == 1
+
+
+@pytest.mark.parametrize("moved", ["study", "series"])
+def test_a_new_version_may_not_move_the_instance_to_another_study_or_series(
+    scp, original, outbox, settings, moved
+):
+    """A new version replaces the object where it is filed; one that names another study or
+    series would leave the old ones empty (and their answers wrong), so it is refused."""
+    settings.RESEND_POLICY = "version"
+    assert send_file(scp, outbox, original) == 0x0000
+    first = Instance.objects.select_related("series__study").get()
+    ds = dcmread(original)
+    if moved == "study":
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.777"
+    ds.SeriesInstanceUID = "1.2.826.0.1.3680043.8.498.778"
+    assert send_raw(scp, outbox, CT, ds.SOPInstanceUID, encode(ds)) == 0xC013
+    current = Instance.objects.select_related("series__study").get()
+    assert (current.version, current.sha256, current.series_id) == (
+        1,
+        first.sha256,
+        first.series_id,
+    )
+    assert InstanceVersion.objects.count() == 0
+    from archive.models import Series, Study
+
+    assert Study.objects.count() == 1 and Series.objects.count() == 1
+    assert len(list(get_storage().root.rglob("*.dcm"))) == 1
