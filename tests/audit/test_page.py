@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from accounts.models import Membership, Organization, Role
 from audit.exporting import sd_escape, syslog_line
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import record
@@ -208,6 +209,26 @@ def test_xml_export_of_a_failed_login(auditor_client, db):
     assert ident.find("EventOutcomeDescription").text == "failure: bad"
     assert message.find("ActiveParticipant").get("UserID") == "mallory"
     assert message.find("ParticipantObjectIdentification") is None
+
+
+def test_xml_export_survives_xml_illegal_characters_typed_at_sign_in(auditor_client, db):
+    """Anyone can type a username with U+FFFF (or a C0 control) into the sign-in form; the
+    failure is recorded as typed, and must not make the whole XML export unreadable."""
+    username = "mal\uffffl\ufffe\x01ory"
+    response = auditor_client.post("/login/", {"username": username, "password": "wrong-one!"})
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(action=Action.LOGIN_FAILURE, username=username).exists()
+    Organization.objects.create(name="Bad\x02 Org\uffff", slug="bad", kind="reading_group")
+    reader = get_user_model().objects.create_user("badorg")
+    Membership.objects.create(
+        user=reader, organization_id=Organization.objects.get(slug="bad").pk, role=Role.READER
+    )
+    record(None, Action.STUDY_SEARCH, user=reader)
+    root = ET.fromstring(auditor_client.get("/audit/export/xml/").content)
+    users = [p.get("UserID") for p in root.iter("ActiveParticipant")]
+    assert "mal\ufffdl\ufffd\ufffdory" in users
+    roles = [c.get("originalText") for c in root.iter("RoleIDCode")]
+    assert "reader at Bad\ufffd Org\ufffd" in roles
 
 
 def test_syslog_export_lines_have_the_rfc5424_shape(auditor_client, events):
