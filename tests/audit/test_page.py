@@ -294,6 +294,31 @@ def test_admin_is_read_only(auditor_client, events):
     assert AuditEvent.objects.get(pk=pk).action == "study.view"
 
 
+def test_nul_characters_in_admin_filters_and_recorded_detail_are_no_500(auditor_client, events):
+    """PostgreSQL refuses NUL in text and in jsonb: a NUL in the admin's search or filter, or
+    in any text a caller puts in an event's detail, must not turn into a 500."""
+    listing = auditor_client.get("/admin/audit/auditevent/", {"q": "a\x00b"})
+    assert listing.status_code in (200, 400)
+    assert auditor_client.get(
+        "/admin/audit/auditevent/", {"action__exact": "\x00"}
+    ).status_code in (
+        200,
+        400,
+    )
+    event = record(
+        None,
+        Action.LOGIN_FAILURE,
+        Outcome.FAILURE,
+        username="nul\x00name",
+        object_type="x",
+        object_id="id\x00",
+        detail={"typed": "a\x00b", "nested": ["c\x00"], "k\x00": 1},
+    )
+    event = AuditEvent.objects.get(pk=event.pk)
+    assert event.username == "nul\ufffdname" and event.object_id == "id\ufffd"
+    assert event.detail == {"typed": "a\ufffdb", "nested": ["c\ufffd"], "k\ufffd": 1}
+
+
 def test_every_action_has_its_dicom_event_codes():
     """A new Action must choose its PS3.15 EventID, not fall silently into the generic one."""
     from audit.exporting import EVENT_CODES
