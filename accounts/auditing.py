@@ -1,8 +1,8 @@
 """The one door from sign-in code to the audit trail (`audit.services.record`).
 
 Sign-in events (API token use, issue and revocation, MFA verification and enrolment, recovery
-codes, lock-outs) must be audited; the `audit/` app is built alongside this one. Going through
-this function keeps that dependency in one place:
+codes, lock-outs, password changes) must be audited; the `audit/` app is built alongside this
+one. Going through this function keeps that dependency in one place:
 - while `audit` is not an installed app, the event is logged (never silently dropped);
 - an action the audit vocabulary (`audit.models.Action`) does not name yet is recorded under
   the closest one it has (MFA steps as login success/failure, credential changes as
@@ -31,6 +31,7 @@ FALLBACK_ACTIONS = {
     ("mfa.recovery_codes", "success"): "admin.change",
     ("token.create", "success"): "admin.change",
     ("token.revoke", "success"): "admin.change",
+    ("password.change", "success"): "admin.change",
     ("login.lockout", "failure"): "login.lockout",
 }
 

@@ -34,9 +34,11 @@ _CACHE_ATTR = "_readingroom_requires_mfa"
 def requires_mfa(user) -> bool:
     """True if this user must pass a second factor before using the application.
 
-    Superusers; active memberships as reader, scheduler, org_admin or admin; or any user who
-    has a confirmed device. Cached on the user object, which lives for one request; a holder
-    that keeps it longer (a WebSocket's scope) calls forget_requires_mfa before asking again.
+    Superusers and staff (the Django admin manages memberships, devices and shows the audit
+    trail, to anyone with the model permission); active memberships as reader, scheduler,
+    org_admin or admin; or any user who has a confirmed device. Cached on the user object,
+    which lives for one request; a holder that keeps it longer (a WebSocket's scope) calls
+    forget_requires_mfa before asking again.
     """
     if not (user and user.is_authenticated):
         return False
@@ -45,6 +47,7 @@ def requires_mfa(user) -> bool:
         return cached
     required = (
         user.is_superuser
+        or user.is_staff
         or any(m.role in MFA_ROLES for m in active_memberships(user))
         or has_confirmed_device(user)
     )

@@ -22,6 +22,10 @@ from audit.services import record
 from .models import ROLE_ORG_KINDS, DicomNode, Membership, Organization, Role
 from .policy import active_memberships
 
+# A change to one's own access takes a second administrator (an org admin is not by that a
+# radiologist, and a reader role would let them sign reports).
+SELF_GRANT_REFUSED = "You cannot grant a role to your own account; ask another administrator."
+
 
 def administered_organizations(user) -> list[Organization]:
     return [m.organization for m in active_memberships(user) if m.role == Role.ORG_ADMIN]
@@ -115,6 +119,9 @@ def add_member(request: HttpRequest, slug: str) -> HttpResponse:
     form = MemberForm(org, request.POST)
     if form.is_valid():
         user = get_user_model().objects.get(username=form.cleaned_data["username"])
+        if user.pk == request.user.pk:
+            messages.error(request, SELF_GRANT_REFUSED)
+            return redirect("orgadmin:organization", slug=org.slug)
         membership, created = Membership.objects.get_or_create(
             user=user, organization=org, role=form.cleaned_data["role"]
         )
@@ -135,10 +142,13 @@ def set_member_active(request: HttpRequest, slug: str, membership_id: int) -> Ht
     membership = Membership.objects.filter(pk=membership_id, organization=org).first()
     if membership is None:
         raise Http404("No such member")
+    activate = request.POST.get("active") == "1"
     if membership.user_id == request.user.pk and membership.role == Role.ORG_ADMIN:
         messages.error(request, "You cannot remove your own admin role.")
+    elif membership.user_id == request.user.pk and activate:
+        messages.error(request, SELF_GRANT_REFUSED)
     else:
-        membership.active = request.POST.get("active") == "1"
+        membership.active = activate
         membership.save(update_fields=["active"])
         _changed(request, membership, "activate" if membership.active else "deactivate")
     return redirect("orgadmin:organization", slug=org.slug)

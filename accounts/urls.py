@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+from django.urls import path
 
 from . import views
 
@@ -11,7 +11,7 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path(
         "account/password/",
-        auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("password-change-done")),
+        views.PasswordChangeView.as_view(),
         name="password-change",
     ),
     path(

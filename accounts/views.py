@@ -11,10 +11,11 @@ import time
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,7 +23,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 
 from . import mfa
 from .auditing import record
-from .forms import CodeForm, TokenForm
+from .forms import CheckedPasswordChangeForm, CodeForm, TokenForm
 from .middleware import LAST_ACTIVITY_KEY
 from .models import ApiToken
 from .tokens import issue_token, revoke_token, token_or_session_required
@@ -221,3 +222,19 @@ def whoami(request: HttpRequest) -> JsonResponse:
     """Who the API thinks you are: how a script checks its token before real work."""
     via = "token" if getattr(request, "api_token", None) is not None else "session"
     return JsonResponse({"username": request.user.get_username(), "auth": via})
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's page, with the current password checked as a sign-in (CheckedPasswordChangeForm)
+    and the change itself audited."""
+
+    form_class = CheckedPasswordChangeForm
+    success_url = reverse_lazy("password-change-done")
+
+    def get_form_kwargs(self) -> dict:
+        return {**super().get_form_kwargs(), "request": self.request}
+
+    def form_valid(self, form: CheckedPasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        record(self.request, "password.change", user=form.user)
+        return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from .models import Action, AuditEvent
 from .services import record
@@ -43,6 +43,9 @@ class AuditEventAdmin(admin.ModelAdmin):
         return [f.name for f in self.model._meta.fields]
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if any("\x00" in key + value for key, values in request.GET.lists() for value in values):
+            # PostgreSQL refuses NUL in a query: a 400, not a 500 from the search or a filter.
+            return HttpResponseBadRequest("NUL characters in the query.")
         response = super().changelist_view(request, extra_context)
         if response.status_code == 200:
             record(request, Action.AUDIT_VIEW, detail={"via": "admin", "query": request.GET.dict()})

@@ -120,11 +120,13 @@ def source_id() -> str:
 
 # --- DICOM audit messages -----------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Not XML 1.0 Chars: most C0 controls, surrogates, U+FFFE and U+FFFF (DEL is allowed, but
+# repositories choke on it). ElementTree writes them as they are and the document is broken.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml_text(value: str) -> str:
-    """XML 1.0 cannot carry most C0 controls even escaped; they become U+FFFD."""
+    """XML 1.0 cannot carry these characters even escaped; they become U+FFFD."""
     return _CONTROL.sub("\ufffd", value)
 
 
@@ -132,7 +134,11 @@ def _coded(parent: ET.Element, tag: str, code: Code) -> ET.Element:
     return ET.SubElement(
         parent,
         tag,
-        {"csd-code": code.code, "codeSystemName": code.scheme, "originalText": code.meaning},
+        {
+            "csd-code": _xml_text(code.code),
+            "codeSystemName": code.scheme,
+            "originalText": _xml_text(code.meaning),
+        },
     )
 
 

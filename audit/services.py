@@ -87,7 +87,7 @@ def record(
 
     event = AuditEvent(
         user=user,
-        username=(user.get_username() if user is not None else username)[:150],
+        username=_text((user.get_username() if user is not None else username)[:150]),
         role=role,
         organization=organization,
         organization_name=organization.name if organization else "",
@@ -99,13 +99,25 @@ def record(
         study=study,
         study_uid=study.study_instance_uid if study else "",
         object_type=object_type,
-        object_id=object_id[:255],
+        object_id=_text(object_id[:255]),
         source_ip=client_ip(request) if request is not None else None,
-        user_agent=_user_agent(request),
-        detail=detail or {},
+        user_agent=_text(_user_agent(request)),
+        detail=_text(detail or {}),
     )
     event.save()
     return event
+
+
+def _text(value: Any) -> Any:
+    """Strings (also inside detail's lists and dicts) with NUL as U+FFFD: PostgreSQL refuses
+    NUL in text and in jsonb, and a request's text (a query, a typed username) may hold one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text(v) for v in value]
+    return value
 
 
 def _acting_membership(user: Any, study: Any) -> Membership | None:

@@ -216,3 +216,19 @@ def test_a_wrong_totp_code_does_not_throttle_the_recovery_codes(client, enrolled
     assert "did not match" in client.post("/account/mfa/verify/", {"code": wrong}).content.decode()
     response = client.post("/account/mfa/verify/", {"code": codes[0]})
     assert response.status_code == 302 and client.get("/").status_code == 200
+
+
+def test_staff_need_the_second_factor_before_the_django_admin(client, db):
+    """Staff reach /admin/ (memberships, devices, the audit trail) with model permissions and
+    no MFA role; a stolen password alone must not open it."""
+    from django.contrib.auth.models import Permission
+
+    officer = get_user_model().objects.create_user("officer", password="x" * 12, is_staff=True)
+    officer.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    officer.user_permissions.add(Permission.objects.get(codename="change_membership"))
+    assert mfa.requires_mfa(get_user_model().objects.get(pk=officer.pk))
+    client.force_login(officer)
+    for path in ("/admin/", "/admin/audit/auditevent/", "/admin/accounts/membership/"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response["Location"].startswith("/account/mfa/enrol/?next="), path

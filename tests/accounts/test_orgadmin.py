@@ -95,3 +95,26 @@ def test_admin_cannot_drop_own_admin_role(client, people):
     own = Membership.objects.get(user=users["siteadmin"])
     client.post(f"/org/riverside/members/{own.pk}/active/", {"active": "0"})
     assert Membership.objects.get(pk=own.pk).active
+
+
+def test_admin_cannot_grant_themselves_a_role(client, people):
+    """An org admin who is no radiologist must not make themselves a reader (and sign
+    reports): a change to one's own access needs another administrator."""
+    users, group = people
+    login(client, users["groupadmin"])
+    page = client.post(
+        "/org/northstar/members/", {"username": "groupadmin", "role": "reader"}, follow=True
+    )
+    assert "your own" in page.content.decode()
+    assert not Membership.objects.filter(user=users["groupadmin"], role=Role.READER).exists()
+    # Nor reactivate a role of their own that another admin switched off.
+    old = Membership.objects.create(
+        user=users["groupadmin"], organization=group, role=Role.SCHEDULER, active=False
+    )
+    client.post(f"/org/northstar/members/{old.pk}/active/", {"active": "1"})
+    assert not Membership.objects.get(pk=old.pk).active
+    # Giving up a role of their own (other than admin) stays possible.
+    old.active = True
+    old.save(update_fields=["active"])
+    client.post(f"/org/northstar/members/{old.pk}/active/", {"active": "0"})
+    assert not Membership.objects.get(pk=old.pk).active

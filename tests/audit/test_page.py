@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from accounts.models import Membership, Organization, Role
 from audit.exporting import sd_escape, syslog_line
 from audit.models import Action, AuditEvent, Outcome
 from audit.services import record
@@ -210,6 +211,26 @@ def test_xml_export_of_a_failed_login(auditor_client, db):
     assert message.find("ParticipantObjectIdentification") is None
 
 
+def test_xml_export_survives_xml_illegal_characters_typed_at_sign_in(auditor_client, db):
+    """Anyone can type a username with U+FFFF (or a C0 control) into the sign-in form; the
+    failure is recorded as typed, and must not make the whole XML export unreadable."""
+    username = "mal\uffffl\ufffe\x01ory"
+    response = auditor_client.post("/login/", {"username": username, "password": "wrong-one!"})
+    assert response.status_code == 200
+    assert AuditEvent.objects.filter(action=Action.LOGIN_FAILURE, username=username).exists()
+    Organization.objects.create(name="Bad\x02 Org\uffff", slug="bad", kind="reading_group")
+    reader = get_user_model().objects.create_user("badorg")
+    Membership.objects.create(
+        user=reader, organization_id=Organization.objects.get(slug="bad").pk, role=Role.READER
+    )
+    record(None, Action.STUDY_SEARCH, user=reader)
+    root = ET.fromstring(auditor_client.get("/audit/export/xml/").content)
+    users = [p.get("UserID") for p in root.iter("ActiveParticipant")]
+    assert "mal\ufffdl\ufffd\ufffdory" in users
+    roles = [c.get("originalText") for c in root.iter("RoleIDCode")]
+    assert "reader at Bad\ufffd Org\ufffd" in roles
+
+
 def test_syslog_export_lines_have_the_rfc5424_shape(auditor_client, events):
     response = auditor_client.get("/audit/export/syslog/", {"username": "drreader"})
     assert response.status_code == 200
@@ -271,6 +292,31 @@ def test_admin_is_read_only(auditor_client, events):
     assert change.status_code == 403 or AuditEvent.objects.get(pk=pk).action == "study.view"
     assert auditor_client.post(f"/admin/audit/auditevent/{pk}/delete/").status_code == 403
     assert AuditEvent.objects.get(pk=pk).action == "study.view"
+
+
+def test_nul_characters_in_admin_filters_and_recorded_detail_are_no_500(auditor_client, events):
+    """PostgreSQL refuses NUL in text and in jsonb: a NUL in the admin's search or filter, or
+    in any text a caller puts in an event's detail, must not turn into a 500."""
+    listing = auditor_client.get("/admin/audit/auditevent/", {"q": "a\x00b"})
+    assert listing.status_code in (200, 400)
+    assert auditor_client.get(
+        "/admin/audit/auditevent/", {"action__exact": "\x00"}
+    ).status_code in (
+        200,
+        400,
+    )
+    event = record(
+        None,
+        Action.LOGIN_FAILURE,
+        Outcome.FAILURE,
+        username="nul\x00name",
+        object_type="x",
+        object_id="id\x00",
+        detail={"typed": "a\x00b", "nested": ["c\x00"], "k\x00": 1},
+    )
+    event = AuditEvent.objects.get(pk=event.pk)
+    assert event.username == "nul\ufffdname" and event.object_id == "id\ufffd"
+    assert event.detail == {"typed": "a\ufffdb", "nested": ["c\ufffd"], "k\ufffd": 1}
 
 
 def test_every_action_has_its_dicom_event_codes():
