@@ -81,9 +81,12 @@ def test_keep_apart_then_person_page_unlink_and_unmerge(client, group, pair):
     page = client.get(f"/identity/persons/{a.person_id}/").content.decode()
     assert "RR-" in page and "Unmerge" in page
     event = LinkEvent.objects.get(kind=LinkEvent.Kind.LINK)
-    client.post(f"/identity/events/{event.pk}/unmerge/")
+    # Each form on the page lets the steward say why (the record of the change keeps it).
+    assert page.count('name="reason"') == 4  # link, unlink (one per record: two), unmerge
+    client.post(f"/identity/events/{event.pk}/unmerge/", {"reason": "twins, not one child"})
     b.refresh_from_db()
     assert b.person_id != a.person_id
+    assert LinkEvent.objects.get(kind=LinkEvent.Kind.UNMERGE).reason == "twins, not one child"
     assert AuditEvent.objects.filter(action=Action.IDENTITY_UNLINK, user=scheduler).exists()
 
 
