@@ -17,7 +17,7 @@ from importlib import import_module
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils.crypto import constant_time_compare
 
@@ -61,7 +61,7 @@ def allowed_channels(user, session) -> list[str] | None:
         return None
     try:  # the scope's user is as it was at connect; deactivation must be seen
         user.refresh_from_db(fields=["is_active", "is_superuser", "password"])
-    except type(user).DoesNotExist:
+    except get_user_model().DoesNotExist:  # not type(user): the real stack's UserLazyObject
         return None
     if not user.is_active:
         return None

@@ -53,6 +53,26 @@ async def _connect(user, verified=True, browser: Client | None = None):
     return communicator, connected, code
 
 
+async def _connect_through_the_asgi_stack(browser: Client):
+    """As the browser's tab connects: through the project's ASGI application (origin check,
+    session cookie, AuthMiddlewareStack), so the scope holds Channels' UserLazyObject and the
+    session the cookie names, not objects the test built."""
+    cookie = browser.cookies[django_settings.SESSION_COOKIE_NAME]
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/worklist/",
+        headers=[
+            (b"origin", b"http://127.0.0.1"),
+            (b"cookie", f"{cookie.key}={cookie.value}".encode()),
+        ],
+    )
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+CLOSED = {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+
+
 async def _a_new_case_reaches(communicator: WebsocketCommunicator, facility) -> int:
     """Open a case for a new study from `facility`; its case.created must reach the socket."""
     study = await sync_to_async(make_study)(facility)
@@ -333,5 +353,22 @@ def test_a_platform_admins_socket_receives_every_groups_cases(world, kind):
             "type": "websocket.close",
             "code": CLOSE_FORBIDDEN,
         }
+
+    async_to_sync(run)()
+
+
+def test_deleting_the_user_closes_their_socket_through_the_asgi_stack(world):
+    """Through the real stack the scope's user is Channels' UserLazyObject, whose type has no
+    DoesNotExist: the re-check after the deletion must still refuse cleanly (4403), not crash
+    the consumer. (The configured channel layer.)"""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await _a_new_case_reaches(reader, world.riverside)
+        await sync_to_async(world.reader.delete)()
+        assert await reader.receive_output(timeout=2) == CLOSED
+        await reader.disconnect()
 
     async_to_sync(run)()
