@@ -4,9 +4,9 @@ On connect the user is authenticated from the session (AuthMiddlewareStack), mus
 the second factor if their role needs one and not be idle past the timeout, and joins their
 own user group plus the reading groups the access policy gives them (platform admins, who
 see every case, the channel of all cases instead). Access changes (accounts/access_changes.py:
-the account, a membership, the group's agreements) make it re-check those groups, and it
-closes when the user may no longer listen. It forwards ids only: what a user may see of a
-case is decided when the page fetches the row.
+the account, a membership, the group's agreements) make it re-check those groups, and when
+the user may no longer listen it leaves every group and closes (4403). It forwards ids only:
+what a user may see of a case is decided when the page fetches the row.
 """
 
 from __future__ import annotations
@@ -82,16 +82,31 @@ def allowed_channels(user, session) -> list[str] | None:
 class WorklistConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.joined: list[str] = []
+        self.refused = False
         user = self.scope.get("user")
         if not (user and user.is_authenticated):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        channels = await allowed_channels(user, self.scope.get("session"))
+        if await self._recheck():
+            await self.accept()
+
+    async def _recheck(self) -> bool:
+        """Ask allowed_channels afresh and follow the answer: join and leave groups to match,
+        or refuse the socket. True if it may go on listening."""
+        channels = await allowed_channels(self.scope.get("user"), self.scope.get("session"))
         if channels is None:
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
+            await self._refuse()
+            return False
         await self._join(channels)
-        await self.accept()
+        return True
+
+    async def _refuse(self) -> None:
+        """Leave every group before closing: the client's disconnect, which also leaves them,
+        may come late or never, and until then the groups would still deliver here. Anything
+        already queued for this channel is dropped by the handlers (`refused`)."""
+        self.refused = True
+        await self._join([])
+        await self.close(code=CLOSE_FORBIDDEN)
 
     async def _join(self, channels: list[str]) -> None:
         for name in set(self.joined) - set(channels):
@@ -110,14 +125,12 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"event": "pong"})
 
     async def case_event(self, event: dict) -> None:
+        if self.refused:
+            return
         await self.send_json({"event": event["event"], "case_id": event["case_id"]})
 
     async def membership_changed(self, event: dict) -> None:
-        user = self.scope.get("user")
-        channels = await allowed_channels(user, self.scope.get("session"))
-        if channels is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+        if self.refused or not await self._recheck():
             return
-        await self._join(channels)
         # Which rows this user may see may have changed: the page re-fetches its table.
         await self.send_json({"event": "resync"})

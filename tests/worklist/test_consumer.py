@@ -8,6 +8,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.db import SessionStore
@@ -17,6 +18,7 @@ from django.urls import reverse
 from readingroom.asgi import application
 from worklist import services
 from worklist.consumers import CLOSE_FORBIDDEN, WorklistConsumer
+from worklist.events import group_channel, user_channel
 
 from .conftest import make_study, verified_client
 
@@ -71,6 +73,16 @@ async def _connect_through_the_asgi_stack(browser: Client):
 
 
 CLOSED = {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+
+
+async def _group_members(group: str) -> set[str]:
+    """The channels the configured layer lists in `group`. Channels has no public call for
+    it, so this reads each layer's own record: the in-memory layer's dict, Redis's sorted set."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):
+        return set(layer.groups.get(group, {}))
+    connection = layer.connection(layer.consistent_hash(group))
+    return {m.decode() for m in await connection.zrange(layer._group_key(group), 0, -1)}
 
 
 async def _a_new_case_reaches(communicator: WebsocketCommunicator, facility) -> int:
@@ -369,6 +381,38 @@ def test_deleting_the_user_closes_their_socket_through_the_asgi_stack(world):
         await _a_new_case_reaches(reader, world.riverside)
         await sync_to_async(world.reader.delete)()
         assert await reader.receive_output(timeout=2) == CLOSED
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_a_refused_socket_leaves_its_groups_at_once(world):
+    """Refusing closes the socket, but the client's disconnect (which used to be the only thing
+    that left the groups) may come late or never: nothing sent to its groups afterwards may
+    reach it, neither a case event nor another access change (a second close)."""
+    groups = (user_channel(world.reader.pk), group_channel(world.northstar.pk))
+
+    async def run():
+        before = {g: await _group_members(g) for g in groups}
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        ours = {g: await _group_members(g) - before[g] for g in groups}
+        assert all(len(ours[g]) == 1 for g in groups), ours
+        await sync_to_async(type(world.reader).objects.filter(pk=world.reader.pk).update)(
+            is_active=False
+        )
+        await sync_to_async(world.memberships["reader"].save)()  # announces: re-check, refuse
+        assert await reader.receive_output(timeout=2) == CLOSED
+        for g in groups:  # left before the close was sent, not when the client disconnects
+            assert not ours[g] & await _group_members(g), g
+        # Northstar's group (a Riverside case) and the user's own channel (a case they are
+        # assigned, another access change): the socket is in neither any more.
+        study = await sync_to_async(make_study)(world.riverside)
+        case = await sync_to_async(services.open_case)(study.pk)
+        await sync_to_async(services.assign_case)(case.pk, world.reader, world.scheduler)
+        await sync_to_async(world.memberships["reader"].save)()
+        assert await reader.receive_nothing(timeout=0.5)
         await reader.disconnect()
 
     async_to_sync(run)()
