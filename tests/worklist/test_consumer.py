@@ -416,3 +416,64 @@ def test_a_refused_socket_leaves_its_groups_at_once(world):
         await reader.disconnect()
 
     async_to_sync(run)()
+
+
+def test_signing_out_closes_that_sessions_socket_at_once(world):
+    """Signing out announces an access change for the user: the signed-out session's socket
+    closes without waiting for another change; a socket of their other session (another
+    browser) re-checks, stays, and keeps receiving cases."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        elsewhere = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        other_browser, ok2, _ = await _connect_through_the_asgi_stack(elsewhere)
+        assert ok and ok2
+        signed_out = await sync_to_async(browser.post)(reverse("logout"))
+        assert signed_out.status_code == 302
+        assert await reader.receive_output(timeout=2) == CLOSED
+        assert await other_browser.receive_json_from(timeout=2) == {"event": "resync"}
+        await _a_new_case_reaches(other_browser, world.riverside)
+        assert await reader.receive_nothing(timeout=0.3)
+        await reader.disconnect()
+        await other_browser.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_the_idle_timeouts_sign_out_closes_the_socket_at_once(world, settings):
+    """IdleTimeoutMiddleware signs an idle session out at its next request (logout(), so the
+    same announcement): its socket closes then, not at some later access change."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await sync_to_async(_last_activity)(browser, settings.SESSION_IDLE_TIMEOUT + 5)
+        page = await sync_to_async(browser.get)(reverse("worklist:page"))
+        assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
+        assert await reader.receive_output(timeout=2) == CLOSED
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_sign_out_is_announced_after_the_session_left_the_store(world):
+    """Django sends user_logged_out before it flushes the session. A socket that re-checks on
+    the announcement (another process, at once) must not find the session still signed in,
+    so the store no longer holds it when access_changed is sent."""
+    from accounts.access_changes import access_changed
+
+    browser = _signed_in(world.reader)
+    key = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
+    seen = []
+
+    def receiver(sender, user_id=None, organization_id=None, **kwargs):
+        seen.append((user_id, SessionStore().exists(key)))
+
+    access_changed.connect(receiver, dispatch_uid="test.sign_out_order")
+    try:
+        assert browser.post(reverse("logout")).status_code == 302
+    finally:
+        access_changed.disconnect(dispatch_uid="test.sign_out_order")
+    assert seen == [(world.reader.pk, False)]
