@@ -7,6 +7,15 @@ see every case, the channel of all cases instead). Access changes (accounts/acce
 the account, a membership, the group's agreements) make it re-check those groups, and when
 the user may no longer listen it leaves every group and closes (4403). It forwards ids only:
 what a user may see of a case is decided when the page fetches the row.
+
+Some losses of access announce nothing: a session going idle past SESSION_IDLE_TIMEOUT (the
+middleware signs it out only at its next request, which an unattended workstation never
+makes) or reaching its expiry. So before forwarding an event the socket checks again if its
+last check is older than `recheck_seconds`. Why then and not on a timer: a socket that is sent
+nothing forwards nothing, so a quiet socket costs no query; and why rate-limited: a check is a
+few queries, and a busy group's sockets would otherwise make them for every event. The price
+is that a socket forwards ids for up to `recheck_seconds` after its session went idle, and
+that the first event after a quiet spell waits for the re-check of each socket it goes to.
 """
 
 from __future__ import annotations
@@ -80,9 +89,14 @@ def allowed_channels(user, session) -> list[str] | None:
 
 
 class WorklistConsumer(AsyncJsonWebsocketConsumer):
+    # The longest a socket forwards events on its last check (module docstring): small beside
+    # the idle timeout (30 minutes by default), large beside the time between events.
+    recheck_seconds = 30
+
     async def connect(self) -> None:
         self.joined: list[str] = []
         self.refused = False
+        self.checked_at = time.monotonic()
         user = self.scope.get("user")
         if not (user and user.is_authenticated):
             await self.close(code=CLOSE_UNAUTHENTICATED)
@@ -94,6 +108,7 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
         """Ask allowed_channels afresh and follow the answer: join and leave groups to match,
         or refuse the socket. True if it may go on listening."""
         channels = await allowed_channels(self.scope.get("user"), self.scope.get("session"))
+        self.checked_at = time.monotonic()
         if channels is None:
             await self._refuse()
             return False
@@ -126,6 +141,9 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
 
     async def case_event(self, event: dict) -> None:
         if self.refused:
+            return
+        stale = time.monotonic() - self.checked_at >= self.recheck_seconds
+        if stale and not await self._recheck():
             return
         await self.send_json({"event": event["event"], "case_id": event["case_id"]})
 
