@@ -8,7 +8,8 @@ agreement that ended, must not keep seeing images until those expire, so whateve
 input of the policy announces it here and they ask again.
 
 `access_changed` is sent after the change commits (so whoever asks again sees it) with:
-- user_id: only this user's access changed (the account, one of its memberships);
+- user_id: only this user's access changed (the account, one of its memberships, a sign-out
+  of one of its sessions);
 - organization_id: the access of this organisation's members changed (its kind, one of its
   reading agreements);
 - neither: anyone's may have (an identity link undone: a child's priors are no longer
@@ -22,6 +23,7 @@ pages need not remember; services that change the policy's inputs with a queryse
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import Signal
@@ -61,6 +63,22 @@ def _user_deleted(sender, instance, **kwargs) -> None:
     announce(user_id=instance.pk)
 
 
+def _signed_out(sender, request=None, user=None, **kwargs) -> None:
+    """A session signed out (the sign-out page, or IdleTimeoutMiddleware at an idle session's
+    next request): the user's sockets re-check, and the ones of that session close at once.
+
+    Django sends user_logged_out before it flushes the session, and a socket in another process
+    may re-check the moment the announcement reaches it: the session leaves the store first
+    (logout()'s flush then finds nothing left to delete; this request keeps its copy, so the
+    other receivers still see its key)."""
+    if user is None or user.pk is None:
+        return
+    session = getattr(request, "session", None)
+    if session is not None and session.session_key:
+        session.delete()
+    announce(user_id=user.pk)
+
+
 def _membership_changed(sender, instance: Membership, **kwargs) -> None:
     announce(user_id=instance.user_id)
 
@@ -84,6 +102,7 @@ def connect() -> None:
     user_model = settings.AUTH_USER_MODEL
     post_save.connect(_user_saved, sender=user_model, dispatch_uid="access.user_saved")
     post_delete.connect(_user_deleted, sender=user_model, dispatch_uid="access.user_deleted")
+    user_logged_out.connect(_signed_out, dispatch_uid="access.signed_out")
     for signal, name in ((post_save, "saved"), (post_delete, "deleted")):
         signal.connect(_membership_changed, sender=Membership, dispatch_uid=f"access.m_{name}")
         signal.connect(_agreement_changed, sender=ReadingAgreement, dispatch_uid=f"access.a_{name}")

@@ -4,9 +4,18 @@ On connect the user is authenticated from the session (AuthMiddlewareStack), mus
 the second factor if their role needs one and not be idle past the timeout, and joins their
 own user group plus the reading groups the access policy gives them (platform admins, who
 see every case, the channel of all cases instead). Access changes (accounts/access_changes.py:
-the account, a membership, the group's agreements) make it re-check those groups, and it
-closes when the user may no longer listen. It forwards ids only: what a user may see of a
-case is decided when the page fetches the row.
+the account, a membership, the group's agreements) make it re-check those groups, and when
+the user may no longer listen it leaves every group and closes (4403). It forwards ids only:
+what a user may see of a case is decided when the page fetches the row.
+
+Some losses of access announce nothing: a session going idle past SESSION_IDLE_TIMEOUT (the
+middleware signs it out only at its next request, which an unattended workstation never
+makes) or reaching its expiry. So before forwarding an event the socket checks again if its
+last check is older than `recheck_seconds`. Why then and not on a timer: a socket that is sent
+nothing forwards nothing, so a quiet socket costs no query; and why rate-limited: a check is a
+few queries, and a busy group's sockets would otherwise make them for every event. The price
+is that a socket forwards ids for up to `recheck_seconds` after its session went idle, and
+that the first event after a quiet spell waits for the re-check of each socket it goes to.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from importlib import import_module
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.base import SessionBase
 from django.utils.crypto import constant_time_compare
 
@@ -61,7 +70,7 @@ def allowed_channels(user, session) -> list[str] | None:
         return None
     try:  # the scope's user is as it was at connect; deactivation must be seen
         user.refresh_from_db(fields=["is_active", "is_superuser", "password"])
-    except type(user).DoesNotExist:
+    except get_user_model().DoesNotExist:  # not type(user): the real stack's UserLazyObject
         return None
     if not user.is_active:
         return None
@@ -80,18 +89,39 @@ def allowed_channels(user, session) -> list[str] | None:
 
 
 class WorklistConsumer(AsyncJsonWebsocketConsumer):
+    # The longest a socket forwards events on its last check (module docstring): small beside
+    # the idle timeout (30 minutes by default), large beside the time between events.
+    recheck_seconds = 30
+
     async def connect(self) -> None:
         self.joined: list[str] = []
+        self.refused = False
+        self.checked_at = time.monotonic()
         user = self.scope.get("user")
         if not (user and user.is_authenticated):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        channels = await allowed_channels(user, self.scope.get("session"))
+        if await self._recheck():
+            await self.accept()
+
+    async def _recheck(self) -> bool:
+        """Ask allowed_channels afresh and follow the answer: join and leave groups to match,
+        or refuse the socket. True if it may go on listening."""
+        channels = await allowed_channels(self.scope.get("user"), self.scope.get("session"))
+        self.checked_at = time.monotonic()
         if channels is None:
-            await self.close(code=CLOSE_FORBIDDEN)
-            return
+            await self._refuse()
+            return False
         await self._join(channels)
-        await self.accept()
+        return True
+
+    async def _refuse(self) -> None:
+        """Leave every group before closing: the client's disconnect, which also leaves them,
+        may come late or never, and until then the groups would still deliver here. Anything
+        already queued for this channel is dropped by the handlers (`refused`)."""
+        self.refused = True
+        await self._join([])
+        await self.close(code=CLOSE_FORBIDDEN)
 
     async def _join(self, channels: list[str]) -> None:
         for name in set(self.joined) - set(channels):
@@ -110,14 +140,15 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"event": "pong"})
 
     async def case_event(self, event: dict) -> None:
+        if self.refused:
+            return
+        stale = time.monotonic() - self.checked_at >= self.recheck_seconds
+        if stale and not await self._recheck():
+            return
         await self.send_json({"event": event["event"], "case_id": event["case_id"]})
 
     async def membership_changed(self, event: dict) -> None:
-        user = self.scope.get("user")
-        channels = await allowed_channels(user, self.scope.get("session"))
-        if channels is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+        if self.refused or not await self._recheck():
             return
-        await self._join(channels)
         # Which rows this user may see may have changed: the page re-fetches its table.
         await self.send_json({"event": "resync"})

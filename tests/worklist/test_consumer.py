@@ -8,6 +8,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.db import SessionStore
@@ -17,6 +18,7 @@ from django.urls import reverse
 from readingroom.asgi import application
 from worklist import services
 from worklist.consumers import CLOSE_FORBIDDEN, WorklistConsumer
+from worklist.events import group_channel, user_channel
 
 from .conftest import make_study, verified_client
 
@@ -51,6 +53,36 @@ async def _connect(user, verified=True, browser: Client | None = None):
     communicator = _communicator(user, _session(browser))
     connected, code = await communicator.connect()
     return communicator, connected, code
+
+
+async def _connect_through_the_asgi_stack(browser: Client):
+    """As the browser's tab connects: through the project's ASGI application (origin check,
+    session cookie, AuthMiddlewareStack), so the scope holds Channels' UserLazyObject and the
+    session the cookie names, not objects the test built."""
+    cookie = browser.cookies[django_settings.SESSION_COOKIE_NAME]
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/worklist/",
+        headers=[
+            (b"origin", b"http://127.0.0.1"),
+            (b"cookie", f"{cookie.key}={cookie.value}".encode()),
+        ],
+    )
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+CLOSED = {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+
+
+async def _group_members(group: str) -> set[str]:
+    """The channels the configured layer lists in `group`. Channels has no public call for
+    it, so this reads each layer's own record: the in-memory layer's dict, Redis's sorted set."""
+    layer = get_channel_layer()
+    if hasattr(layer, "groups"):
+        return set(layer.groups.get(group, {}))
+    connection = layer.connection(layer.consistent_hash(group))
+    return {m.decode() for m in await connection.zrange(layer._group_key(group), 0, -1)}
 
 
 async def _a_new_case_reaches(communicator: WebsocketCommunicator, facility) -> int:
@@ -333,5 +365,140 @@ def test_a_platform_admins_socket_receives_every_groups_cases(world, kind):
             "type": "websocket.close",
             "code": CLOSE_FORBIDDEN,
         }
+
+    async_to_sync(run)()
+
+
+def test_deleting_the_user_closes_their_socket_through_the_asgi_stack(world):
+    """Through the real stack the scope's user is Channels' UserLazyObject, whose type has no
+    DoesNotExist: the re-check after the deletion must still refuse cleanly (4403), not crash
+    the consumer. (The configured channel layer.)"""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await _a_new_case_reaches(reader, world.riverside)
+        await sync_to_async(world.reader.delete)()
+        assert await reader.receive_output(timeout=2) == CLOSED
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_a_refused_socket_leaves_its_groups_at_once(world):
+    """Refusing closes the socket, but the client's disconnect (which used to be the only thing
+    that left the groups) may come late or never: nothing sent to its groups afterwards may
+    reach it, neither a case event nor another access change (a second close)."""
+    groups = (user_channel(world.reader.pk), group_channel(world.northstar.pk))
+
+    async def run():
+        before = {g: await _group_members(g) for g in groups}
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        ours = {g: await _group_members(g) - before[g] for g in groups}
+        assert all(len(ours[g]) == 1 for g in groups), ours
+        await sync_to_async(type(world.reader).objects.filter(pk=world.reader.pk).update)(
+            is_active=False
+        )
+        await sync_to_async(world.memberships["reader"].save)()  # announces: re-check, refuse
+        assert await reader.receive_output(timeout=2) == CLOSED
+        for g in groups:  # left before the close was sent, not when the client disconnects
+            assert not ours[g] & await _group_members(g), g
+        # Northstar's group (a Riverside case) and the user's own channel (a case they are
+        # assigned, another access change): the socket is in neither any more.
+        study = await sync_to_async(make_study)(world.riverside)
+        case = await sync_to_async(services.open_case)(study.pk)
+        await sync_to_async(services.assign_case)(case.pk, world.reader, world.scheduler)
+        await sync_to_async(world.memberships["reader"].save)()
+        assert await reader.receive_nothing(timeout=0.5)
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_signing_out_closes_that_sessions_socket_at_once(world):
+    """Signing out announces an access change for the user: the signed-out session's socket
+    closes without waiting for another change; a socket of their other session (another
+    browser) re-checks, stays, and keeps receiving cases."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        elsewhere = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        other_browser, ok2, _ = await _connect_through_the_asgi_stack(elsewhere)
+        assert ok and ok2
+        signed_out = await sync_to_async(browser.post)(reverse("logout"))
+        assert signed_out.status_code == 302
+        assert await reader.receive_output(timeout=2) == CLOSED
+        assert await other_browser.receive_json_from(timeout=2) == {"event": "resync"}
+        await _a_new_case_reaches(other_browser, world.riverside)
+        assert await reader.receive_nothing(timeout=0.3)
+        await reader.disconnect()
+        await other_browser.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_the_idle_timeouts_sign_out_closes_the_socket_at_once(world, settings):
+    """IdleTimeoutMiddleware signs an idle session out at its next request (logout(), so the
+    same announcement): its socket closes then, not at some later access change."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await sync_to_async(_last_activity)(browser, settings.SESSION_IDLE_TIMEOUT + 5)
+        page = await sync_to_async(browser.get)(reverse("worklist:page"))
+        assert page.status_code == 302 and page["Location"].startswith(reverse("login"))
+        assert await reader.receive_output(timeout=2) == CLOSED
+        await reader.disconnect()
+
+    async_to_sync(run)()
+
+
+def test_sign_out_is_announced_after_the_session_left_the_store(world):
+    """Django sends user_logged_out before it flushes the session. A socket that re-checks on
+    the announcement (another process, at once) must not find the session still signed in,
+    so the store no longer holds it when access_changed is sent."""
+    from accounts.access_changes import access_changed
+
+    browser = _signed_in(world.reader)
+    key = browser.cookies[django_settings.SESSION_COOKIE_NAME].value
+    seen = []
+
+    def receiver(sender, user_id=None, organization_id=None, **kwargs):
+        seen.append((user_id, SessionStore().exists(key)))
+
+    access_changed.connect(receiver, dispatch_uid="test.sign_out_order")
+    try:
+        assert browser.post(reverse("logout")).status_code == 302
+    finally:
+        access_changed.disconnect(dispatch_uid="test.sign_out_order")
+    assert seen == [(world.reader.pk, False)]
+
+
+def test_an_idle_sessions_socket_rechecks_before_forwarding_once_its_last_check_is_old(
+    world, monkeypatch
+):
+    """Nothing announces that a session went idle (IdleTimeoutMiddleware signs it out only at
+    its next request, which an unattended workstation never makes). Before forwarding an
+    event, a socket whose last check is older than WorklistConsumer.recheck_seconds checks
+    again, and closes instead of forwarding. Within that interval it forwards on its last
+    check: the bound, which spares a busy group's sockets a re-check per event."""
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await sync_to_async(_last_activity)(browser, django_settings.SESSION_IDLE_TIMEOUT + 5)
+        await _a_new_case_reaches(reader, world.riverside)  # checked at connect: not again yet
+        monkeypatch.setattr(WorklistConsumer, "recheck_seconds", 0, raising=False)  # time passes
+        study = await sync_to_async(make_study)(world.riverside)
+        await sync_to_async(services.open_case)(study.pk)
+        assert await reader.receive_output(timeout=2) == CLOSED
+        assert await reader.receive_nothing(timeout=0.3)
+        await reader.disconnect()
 
     async_to_sync(run)()
