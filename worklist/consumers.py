@@ -10,16 +10,21 @@ what a user may see of a case is decided when the page fetches the row.
 
 Some losses of access announce nothing: a session going idle past SESSION_IDLE_TIMEOUT (the
 middleware signs it out only at its next request, which an unattended workstation never
-makes) or reaching its expiry. So before forwarding an event the socket checks again if its
-last check is older than `recheck_seconds`. Why then and not on a timer: a socket that is sent
-nothing forwards nothing, so a quiet socket costs no query; and why rate-limited: a check is a
-few queries, and a busy group's sockets would otherwise make them for every event. The price
-is that a socket forwards ids for up to `recheck_seconds` after its session went idle, and
-that the first event after a quiet spell waits for the re-check of each socket it goes to.
+makes) or reaching its expiry. So every socket checks again on its own every
+`recheck_seconds` (with jitter, so a room of sockets opened together does not query together).
+Why a timer and not a check before forwarding an event: the first event after a quiet spell
+would then wait for the check of every socket it goes to (one database thread serves them
+all), which is the event the worklist must deliver fastest; and an unattended workstation's
+page learns that it was signed out even when nothing happens. The price is a few queries per
+socket per interval, and that a socket forwards ids for up to `recheck_seconds` after its
+session went idle. The timer only posts a message to the socket's own channel, so the check
+runs between events, never interleaved with another handler's joins and leaves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
 from importlib import import_module
 
@@ -89,26 +94,36 @@ def allowed_channels(user, session) -> list[str] | None:
 
 
 class WorklistConsumer(AsyncJsonWebsocketConsumer):
-    # The longest a socket forwards events on its last check (module docstring): small beside
-    # the idle timeout (30 minutes by default), large beside the time between events.
+    # How often a socket checks again unprompted (module docstring): small beside the idle
+    # timeout (30 minutes by default), large beside the time a check takes.
     recheck_seconds = 30
 
     async def connect(self) -> None:
         self.joined: list[str] = []
         self.refused = False
-        self.checked_at = time.monotonic()
+        self.timer: asyncio.Task | None = None
         user = self.scope.get("user")
         if not (user and user.is_authenticated):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         if await self._recheck():
             await self.accept()
+            self.timer = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        """Post a re-check to this socket's own channel every recheck_seconds (+-25%)."""
+        while True:
+            await asyncio.sleep(self.recheck_seconds * random.uniform(0.75, 1.25))  # noqa: S311
+            await self.channel_layer.send(self.channel_name, {"type": "worklist.recheck"})
+
+    async def worklist_recheck(self, event: dict) -> None:
+        if not self.refused:
+            await self._recheck()
 
     async def _recheck(self) -> bool:
         """Ask allowed_channels afresh and follow the answer: join and leave groups to match,
         or refuse the socket. True if it may go on listening."""
         channels = await allowed_channels(self.scope.get("user"), self.scope.get("session"))
-        self.checked_at = time.monotonic()
         if channels is None:
             await self._refuse()
             return False
@@ -120,6 +135,7 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
         may come late or never, and until then the groups would still deliver here. Anything
         already queued for this channel is dropped by the handlers (`refused`)."""
         self.refused = True
+        self._stop_timer()
         await self._join([])
         await self.close(code=CLOSE_FORBIDDEN)
 
@@ -130,7 +146,14 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(name, self.channel_name)
         self.joined = list(channels)
 
+    def _stop_timer(self) -> None:
+        timer = getattr(self, "timer", None)
+        if timer is not None:
+            timer.cancel()
+            self.timer = None
+
     async def disconnect(self, code: int) -> None:
+        self._stop_timer()
         for name in getattr(self, "joined", []):
             await self.channel_layer.group_discard(name, self.channel_name)
 
@@ -141,9 +164,6 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
 
     async def case_event(self, event: dict) -> None:
         if self.refused:
-            return
-        stale = time.monotonic() - self.checked_at >= self.recheck_seconds
-        if stale and not await self._recheck():
             return
         await self.send_json({"event": event["event"], "case_id": event["case_id"]})
 

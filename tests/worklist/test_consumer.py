@@ -3,6 +3,7 @@ second factor, the groups joined, the event shape, and re-checking on membership
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -479,25 +480,23 @@ def test_sign_out_is_announced_after_the_session_left_the_store(world):
     assert seen == [(world.reader.pk, False)]
 
 
-def test_an_idle_sessions_socket_rechecks_before_forwarding_once_its_last_check_is_old(
-    world, monkeypatch
-):
+def test_an_idle_sessions_socket_closes_at_its_own_periodic_recheck(world, monkeypatch):
     """Nothing announces that a session went idle (IdleTimeoutMiddleware signs it out only at
-    its next request, which an unattended workstation never makes). Before forwarding an
-    event, a socket whose last check is older than WorklistConsumer.recheck_seconds checks
-    again, and closes instead of forwarding. Within that interval it forwards on its last
-    check: the bound, which spares a busy group's sockets a re-check per event."""
+    its next request, which an unattended workstation never makes). Every socket checks again
+    on its own every WorklistConsumer.recheck_seconds, so an idle session's socket closes with
+    nothing sent to it, while an active one survives its checks and keeps receiving cases.
+    (Checking before forwarding instead made the first event after a quiet spell wait for the
+    check of every socket it went to.)"""
+    monkeypatch.setattr(WorklistConsumer, "recheck_seconds", 0.2, raising=False)
 
     async def run():
         browser = await sync_to_async(_signed_in)(world.reader)
         reader, ok, _ = await _connect_through_the_asgi_stack(browser)
         assert ok
+        await asyncio.sleep(1.0)  # several checks of an active session
+        await _a_new_case_reaches(reader, world.riverside)
         await sync_to_async(_last_activity)(browser, django_settings.SESSION_IDLE_TIMEOUT + 5)
-        await _a_new_case_reaches(reader, world.riverside)  # checked at connect: not again yet
-        monkeypatch.setattr(WorklistConsumer, "recheck_seconds", 0, raising=False)  # time passes
-        study = await sync_to_async(make_study)(world.riverside)
-        await sync_to_async(services.open_case)(study.pk)
-        assert await reader.receive_output(timeout=2) == CLOSED
+        assert await reader.receive_output(timeout=3) == CLOSED  # no event needed
         assert await reader.receive_nothing(timeout=0.3)
         await reader.disconnect()
 
