@@ -117,8 +117,13 @@ class WorklistConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.send(self.channel_name, {"type": "worklist.recheck"})
 
     async def worklist_recheck(self, event: dict) -> None:
-        if not self.refused:
-            await self._recheck()
+        if self.refused:
+            return
+        before = set(self.joined)
+        if await self._recheck() and set(self.joined) != before:
+            # An unannounced change of groups: the page re-fetches its table, as after one
+            # that was announced (membership_changed).
+            await self.send_json({"event": "resync"})
 
     async def _recheck(self) -> bool:
         """Ask allowed_channels afresh and follow the answer: join and leave groups to match,

@@ -501,3 +501,27 @@ def test_an_idle_sessions_socket_closes_at_its_own_periodic_recheck(world, monke
         await reader.disconnect()
 
     async_to_sync(run)()
+
+
+def test_groups_changed_without_an_announcement_resync_at_the_periodic_recheck(world, monkeypatch):
+    """A membership written without signals (a bulk load, a data fix in SQL) announces
+    nothing: the periodic re-check finds the new group, joins it and tells the page to
+    re-fetch its table, and the socket is in the new group's channel from then on."""
+    from accounts.models import Membership, Role
+
+    monkeypatch.setattr(WorklistConsumer, "recheck_seconds", 0.2, raising=False)
+
+    async def run():
+        browser = await sync_to_async(_signed_in)(world.reader)
+        reader, ok, _ = await _connect_through_the_asgi_stack(browser)
+        assert ok
+        await asyncio.sleep(0.6)  # checks that change nothing send nothing
+        assert await reader.receive_nothing(timeout=0.1)
+        await sync_to_async(Membership.objects.bulk_create)(
+            [Membership(user=world.reader, organization=world.harbor, role=Role.READER)]
+        )
+        assert await reader.receive_json_from(timeout=3) == {"event": "resync"}
+        assert len(await _group_members(group_channel(world.harbor.pk))) == 1  # this socket
+        await reader.disconnect()
+
+    async_to_sync(run)()
