@@ -17,7 +17,7 @@ and get TCP_NODELAY=1, without which Nagle's algorithm dominates (shared/PEERS.m
 
 Usage:
     python bench/ingest.py [--count 1000] [--parallel 4] [--repeat 3]
-                           [--database-url postgres://...] [--workers N] [--keep]
+                           [--database-url postgres://...] [--workers N] [--floor] [--keep]
 
 ReadingRoom runs as `manage.py dicom_server`, with its default worker processes
 (DICOM_WORKERS) unless --workers says otherwise.
@@ -71,6 +71,7 @@ __all__ = ["CALLING_AE", "Children", "main", "start_orthanc", "start_readingroom
 CALLING_AE = "BENCH"
 READINGROOM_AE = "READINGROOM"
 ORTHANC_AE = "ORTHANC"
+BARE_AE = "BARE"
 TEMPLATE_NAME = "693_UNCR.dcm"
 UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"}
 WARMUP_COUNT = 10  # instances sent before timing (imports, first DB pages, caches)
@@ -218,6 +219,21 @@ def start_orthanc(children: Children, base: Path) -> Server:
         orthanc.proc,
         orthanc.log,
     )
+    return server
+
+
+def start_bare(children: Children, base: Path) -> Server:
+    """bench/bare_scp.py: stock pynetdicom writing files with one fsync (--floor)."""
+    folder, port, log = base / "bare", free_port(), base / "bare.log"
+    argv = [PYTHON, str(ROOT / "bench" / "bare_scp.py"), str(port), str(folder)]
+    env = dcmtk_env()
+    proc = children.start(argv, env, log, ROOT)
+
+    def count() -> int:
+        return sum(1 for _ in folder.glob("*.dcm"))
+
+    server = Server("bare", BARE_AE, port, count, log, proc)
+    wait_until(lambda: echo_ok(BARE_AE, port, env), "bare pynetdicom SCP", proc, log)
     return server
 
 
@@ -376,9 +392,13 @@ def report(results: Results, servers: list[Server], args: argparse.Namespace) ->
                 f"{seconds:8.2f} {' '.join(f'{r:.2f}' for r in runs)}"
             )
     print()
+    names = [server.name for server in servers]
+    pairs = [("readingroom", "orthanc"), ("bare", "orthanc"), ("readingroom", "bare")]
     for case in cases:
-        ratio = results.median("orthanc", case) / results.median("readingroom", case)
-        print(f"ratio readingroom/orthanc {case}: {ratio:.2f}x")
+        for a, b in pairs:
+            if a in names and b in names:
+                ratio = results.median(b, case) / results.median(a, case)
+                print(f"ratio {a}/{b} {case}: {ratio:.2f}x")
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -394,6 +414,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--workers", type=int, help="ReadingRoom SCP worker processes (DICOM_WORKERS)"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time bench/bare_scp.py: stock pynetdicom writing files with one fsync",
     )
     parser.add_argument("--keep", action="store_true", help="keep temp dir and database")
     parser.add_argument("--tmpdir", help="base folder for data and both servers' storage")
@@ -428,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
             servers = [readingroom, orthanc]
+            if args.floor:
+                servers.append(start_bare(children, base))
             results = run_rounds(servers, template, args, base)
             report(results, servers, args)
     finally:
