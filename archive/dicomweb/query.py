@@ -174,7 +174,7 @@ def _condition(attribute: Attribute, value: str, level: Level, fuzzy: bool) -> Q
         case Match.TIME:
             return _range(path, value, _time, attribute.keyword)
         case Match.NUMBER:
-            if not re.fullmatch(r"[+-]?\d{1,10}", value.strip()):
+            if not re.fullmatch(r"[+-]?[0-9]{1,10}", value.strip()):
                 raise QueryError(f"{attribute.keyword} must be an integer")
             return Q(**{path: int(value)})
         case Match.MODALITIES:
@@ -224,7 +224,7 @@ def _range(path: str, value: str, parse_one, keyword: str) -> Q:
 
 
 def _date(text: str, keyword: str, end: bool) -> datetime.date:
-    if not re.fullmatch(r"\d{8}", text):
+    if not re.fullmatch(r"[0-9]{8}", text):
         raise QueryError(f"{keyword} must be YYYYMMDD or a range YYYYMMDD-YYYYMMDD")
     try:
         return datetime.date(int(text[:4]), int(text[4:6]), int(text[6:]))
@@ -235,7 +235,7 @@ def _date(text: str, keyword: str, end: bool) -> datetime.date:
 def _time(text: str, keyword: str, end: bool) -> datetime.time:
     """A partial time covers its whole span: '10' is 10:00:00 as a start and 10:59:59.999999
     as an end."""
-    found = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", text)
+    found = re.fullmatch(r"([0-9]{2})([0-9]{2})?([0-9]{2})?(?:\.([0-9]{1,6}))?", text)
     if not found:
         raise QueryError(f"{keyword} must be HHMMSS.FFFFFF (parts may be left off) or a range")
     hour, minute, second, fraction = found.groups()

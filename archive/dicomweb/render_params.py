@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.http import QueryDict
 
 from viewer.services import RenderParams, Window
@@ -13,6 +15,10 @@ from .wado import NotAcceptable
 RENDERABLE = ("image/jpeg", "image/png")
 FUNCTIONS = {"linear": "LINEAR", "linear-exact": "LINEAR_EXACT", "sigmoid": "SIGMOID"}
 THUMBNAIL_SIZE = (128, 128)
+# ASCII only: str.isdigit() and float() also take superscripts (which int() then refuses: a
+# 500) and fullwidth or Arabic-Indic digits (read as numbers nobody typed in a URL).
+_INTEGER = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def params_from_request(params: QueryDict, accept: str, thumbnail: bool = False) -> RenderParams:
@@ -44,10 +50,9 @@ def _window(value: str | None) -> Window | None:
     parts = value.split(",")
     if len(parts) not in (2, 3):
         raise QueryError("window is center,width[,function]")
-    try:
-        center, width = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise QueryError("window center and width must be numbers") from None
+    if not all(_DECIMAL.fullmatch(p.strip()) for p in parts[:2]):
+        raise QueryError("window center and width must be numbers")
+    center, width = float(parts[0]), float(parts[1])
     function = FUNCTIONS.get(parts[2].strip().lower()) if len(parts) == 3 else "LINEAR"
     if function is None:
         raise QueryError(f"window function must be one of {', '.join(FUNCTIONS)}")
@@ -64,7 +69,7 @@ def _viewport(value: str | None) -> tuple[int, int] | None:
     parts = value.split(",")
     if len(parts) == 6:
         raise QueryError("viewport cropping (sx,sy,sw,sh) is not supported: give vw,vh")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+    if len(parts) != 2 or not all(_INTEGER.fullmatch(p.strip()) for p in parts):
         raise QueryError("viewport is vw,vh in pixels")
     width, height = (int(p) for p in parts)
     if width < 1 or height < 1:
@@ -75,6 +80,6 @@ def _viewport(value: str | None) -> tuple[int, int] | None:
 def _quality(value: str | None) -> int:
     if value is None:
         return 90
-    if not value.isdigit() or not 1 <= int(value) <= 100:
+    if not _INTEGER.fullmatch(value) or not 1 <= int(value) <= 100:
         raise QueryError("quality is an integer from 1 to 100")
     return int(value)

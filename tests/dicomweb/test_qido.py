@@ -192,6 +192,9 @@ def test_series_and_instances(tech, studies):
         # str.isdigit() takes superscripts, which int() then refuses: was a 500.
         ({"limit": "\u00b2"}, "non-negative integer"),
         ({"offset": "\u0661"}, "non-negative integer"),
+        # Digits of other scripts are not DICOM's DA/TM digits (int() would read them).
+        ({"StudyDate": "\u0662\u0660\u0662\u0664\u0660\u0661\u0660\u0661"}, "YYYYMMDD"),
+        ({"StudyTime": "\uff11\uff10"}, "HHMMSS"),
         # Past what the databases' integers hold: was a 500 on SQLite and PostgreSQL.
         ({"offset": "9" * 23}, "offset"),
         # PostgreSQL text cannot hold NUL: was a 500 there (DataError).
@@ -210,6 +213,9 @@ def test_repeated_key_and_series_number(tech, studies):
     response = tech.get("/dicomweb/studies?PatientID=a&PatientID=b")
     assert response.status_code == 400 and "more than once" in response.json()["error"]
     response = tech.get(f"/dicomweb/studies/{study(1)}/series", {"SeriesNumber": "one"})
+    assert response.status_code == 400 and "integer" in response.json()["error"]
+    # An Arabic-Indic one is not an IS value (int() would read it as 1).
+    response = tech.get(f"/dicomweb/studies/{study(1)}/series", {"SeriesNumber": "\u0661"})
     assert response.status_code == 400 and "integer" in response.json()["error"]
 
 

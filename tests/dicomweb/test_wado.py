@@ -184,6 +184,14 @@ def test_huge_viewport_is_capped(tech, ct):
         ({"viewport": "0,10"}, "image/jpeg", 400),
         ({"viewport": "1,1,0,0,5,5"}, "image/jpeg", 400),
         ({"quality": "101"}, "image/jpeg", 400),
+        # str.isdigit() accepts these, int() does not (a superscript) or reads them as digits
+        # nobody typed (fullwidth, Arabic-Indic): a 400, never a 500 or a silent guess.
+        ({"quality": "\u00b2"}, "image/jpeg", 400),
+        ({"quality": "\uff19\uff10"}, "image/jpeg", 400),
+        ({"viewport": "\u00b2,10"}, "image/jpeg", 400),
+        ({"viewport": "\uff11\uff10,\u0661\u0660"}, "image/jpeg", 400),
+        ({"window": "\u0664\u0660,400"}, "image/jpeg", 400),
+        ({"window": "nan,400"}, "image/jpeg", 400),
         ({}, "image/gif", 406),
         ({}, "application/pdf", 406),
     ],
