@@ -7,6 +7,7 @@ from the DICOMweb `rendered` routes; the work is in viewer.workspace and viewer.
 from __future__ import annotations
 
 import json
+import re
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -30,6 +31,21 @@ DOCUMENT_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ance
 
 def _json_error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+# What a DICOM UID can be (the "uid" path converter's rule): anything else names no image, and
+# is never sent to the database (PostgreSQL refuses NUL, psycopg an unpaired surrogate).
+_UID = re.compile(r"[0-9][0-9.]{0,63}")
+
+
+def _image_of(study, sop: object) -> Instance | None:
+    if not isinstance(sop, str) or not _UID.fullmatch(sop):
+        return None
+    return (
+        Instance.objects.filter(series__study=study, sop_instance_uid=sop)
+        .select_related("series__study")
+        .first()
+    )
 
 
 @login_required
@@ -174,13 +190,9 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         return _json_error(400, "the body must be a JSON object")
-    instance = (
-        Instance.objects.filter(series__study=study, sop_instance_uid=str(body.get("sop", "")))
-        .select_related("series__study")
-        .first()
-    )
+    instance = _image_of(study, body.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")
     try:
@@ -221,11 +233,7 @@ def key_image(request: HttpRequest, study_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
     if not can_annotate(request.user):
         return _json_error(403, "images are read-only for you: key images are not marked")
-    instance = (
-        Instance.objects.filter(series__study=study, sop_instance_uid=request.POST.get("sop", ""))
-        .select_related("series__study")
-        .first()
-    )
+    instance = _image_of(study, request.POST.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")
     try:
