@@ -101,7 +101,9 @@ def _instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: st
 def stack_geometry(request: HttpRequest, study_uid: str, series_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
     series = get_object_or_404(Series, study=study, series_instance_uid=series_uid)
-    response = JsonResponse({"instances": workspace.stack_geometry(series)})
+    described = workspace.stack_geometry(series)
+    record(request, Action.STUDY_VIEW, study=study, detail={"geometry": series_uid})
+    response = JsonResponse({"instances": described})
     response["Cache-Control"] = "private, max-age=300"
     return response
 
@@ -185,7 +187,9 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
         return _json_error(403, "images are read-only for you: measurements are not saved")
     if request.method == "GET":
         rows = Measurement.objects.filter(study=study).select_related("instance", "created_by")
-        return JsonResponse({"measurements": [_measurement_json(m) for m in rows]})
+        found = [_measurement_json(m) for m in rows]
+        record(request, Action.STUDY_VIEW, study=study, detail={"measurements": len(found)})
+        return JsonResponse({"measurements": found})
     try:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):

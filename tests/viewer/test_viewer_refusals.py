@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from audit.models import Action, AuditEvent
 from tests.accounts.helpers import login_verified
 from tests.viewer import test_viewer_pages as pages
 from viewer.models import KeyImage, Measurement
@@ -47,6 +48,27 @@ def test_deleting_a_measurement_with_a_huge_id_is_404_not_500(client, tech, ct_s
     login_verified(client, tech.user)
     response = client.post(url(f"measurements/{10**30}/delete"))
     assert response.status_code == 404
+
+
+def test_reading_the_measurements_is_audited(client, tech, ct_study):
+    login_verified(client, tech.user)
+    before = AuditEvent.objects.filter(study__study_instance_uid=STUDY).count()
+    response = client.get(url("measurements"))
+    assert response.status_code == 200
+    events = AuditEvent.objects.filter(study__study_instance_uid=STUDY)
+    assert events.count() == before + 1
+    assert events.order_by("-pk").first().action == Action.STUDY_VIEW
+
+
+def test_reading_a_series_geometry_is_audited(client, tech, ct_study):
+    login_verified(client, tech.user)
+    before = AuditEvent.objects.filter(study__study_instance_uid=STUDY).count()
+    series = ct_study.series.series_instance_uid
+    response = client.get(url(f"series/{series}/geometry"))
+    assert response.status_code == 200
+    events = AuditEvent.objects.filter(study__study_instance_uid=STUDY)
+    assert events.count() == before + 1
+    assert events.order_by("-pk").first().action == Action.STUDY_VIEW
 
 
 @pytest.mark.parametrize("label", ["LVIDd\x00", "LVIDd\ud800"])
