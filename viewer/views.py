@@ -146,9 +146,9 @@ def ecg_svg(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str)
 def document(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     """An Encapsulated PDF as the PDF itself; a Structured Report as a readable page."""
     instance = _instance(request, study_uid, series_uid, sop_uid)
-    ds = services._dataset(instance)
     record(request, Action.IMAGE_VIEW, study=instance.series.study, detail={"document": sop_uid})
     try:
+        ds = services._dataset(instance)  # an unreadable stored file: RenderError, a 422
         if "EncapsulatedDocument" in ds:
             response = HttpResponse(documents.encapsulated_pdf(ds), content_type="application/pdf")
             response["Content-Disposition"] = 'inline; filename="document.pdf"'

@@ -7,8 +7,11 @@ import json
 
 import pytest
 
+from archive.models import Instance
+from archive.storage import get_storage
 from audit.models import Action, AuditEvent
 from tests.accounts.helpers import login_verified
+from tests.dicomweb.conftest import ingest, part10
 from tests.viewer import test_viewer_pages as pages
 from viewer.models import KeyImage, Measurement
 
@@ -86,3 +89,15 @@ def test_measurement_label_the_database_cannot_keep_is_400_not_500(client, tech,
     assert response.status_code == 400
     assert "label" in response.json()["error"]
     assert Measurement.objects.count() == 0
+
+
+def test_a_document_whose_stored_file_is_unreadable_is_422_not_500(client, tech, riverside):
+    ingest(part10("test-SR.dcm", StudyInstanceUID=STUDY, PatientID="P9"), riverside)
+    instance = Instance.objects.get(series__study__study_instance_uid=STUDY)
+    with open(get_storage().path(instance.storage_key), "wb") as damaged:
+        damaged.write(b"not a DICOM file")
+    login_verified(client, tech.user)
+    series = instance.series.series_instance_uid
+    response = client.get(url(f"series/{series}/instances/{instance.sop_instance_uid}/document"))
+    assert response.status_code == 422
+    assert b"not a readable DICOM file" in response.content
