@@ -88,7 +88,7 @@ def editor(request: HttpRequest, study_uid: str) -> HttpResponse:
 def _json_body(request: HttpRequest) -> dict:
     try:
         body = json.loads(request.body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         raise services.ReportError("the body must be JSON") from None
     if not isinstance(body, dict):
         raise services.ReportError("the body must be a JSON object")

@@ -263,6 +263,10 @@ def save_measurement(
 ):
     from .models import Measurement
 
+    label = label[:64]
+    if "\x00" in label or any("\ud800" <= c <= "\udfff" for c in label):
+        # PostgreSQL refuses NUL in text, and an unpaired surrogate cannot be encoded.
+        raise MeasurementError("the label contains a character that cannot be stored")
     if kind == "interval":
         if frame != 1:
             raise MeasurementError("an ECG interval is on the waveform: frame is 1 or left out")
@@ -280,7 +284,7 @@ def save_measurement(
         unit=result["unit"],
         calibration=result["calibration"],
         stats={**result["stats"], "caveat": result["caveat"]},
-        label=label[:64],
+        label=label,
         created_by=user,
     )
 

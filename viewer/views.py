@@ -7,6 +7,7 @@ from the DICOMweb `rendered` routes; the work is in viewer.workspace and viewer.
 from __future__ import annotations
 
 import json
+import re
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -30,6 +31,21 @@ DOCUMENT_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ance
 
 def _json_error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
+
+
+# What a DICOM UID can be (the "uid" path converter's rule): anything else names no image, and
+# is never sent to the database (PostgreSQL refuses NUL, psycopg an unpaired surrogate).
+_UID = re.compile(r"[0-9][0-9.]{0,63}")
+
+
+def _image_of(study, sop: object) -> Instance | None:
+    if not isinstance(sop, str) or not _UID.fullmatch(sop):
+        return None
+    return (
+        Instance.objects.filter(series__study=study, sop_instance_uid=sop)
+        .select_related("series__study")
+        .first()
+    )
 
 
 @login_required
@@ -85,7 +101,9 @@ def _instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: st
 def stack_geometry(request: HttpRequest, study_uid: str, series_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
     series = get_object_or_404(Series, study=study, series_instance_uid=series_uid)
-    response = JsonResponse({"instances": workspace.stack_geometry(series)})
+    described = workspace.stack_geometry(series)
+    record(request, Action.STUDY_VIEW, study=study, detail={"geometry": series_uid})
+    response = JsonResponse({"instances": described})
     response["Cache-Control"] = "private, max-age=300"
     return response
 
@@ -128,9 +146,9 @@ def ecg_svg(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str)
 def document(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     """An Encapsulated PDF as the PDF itself; a Structured Report as a readable page."""
     instance = _instance(request, study_uid, series_uid, sop_uid)
-    ds = services._dataset(instance)
     record(request, Action.IMAGE_VIEW, study=instance.series.study, detail={"document": sop_uid})
     try:
+        ds = services._dataset(instance)  # an unreadable stored file: RenderError, a 422
         if "EncapsulatedDocument" in ds:
             response = HttpResponse(documents.encapsulated_pdf(ds), content_type="application/pdf")
             response["Content-Disposition"] = 'inline; filename="document.pdf"'
@@ -169,18 +187,16 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
         return _json_error(403, "images are read-only for you: measurements are not saved")
     if request.method == "GET":
         rows = Measurement.objects.filter(study=study).select_related("instance", "created_by")
-        return JsonResponse({"measurements": [_measurement_json(m) for m in rows]})
+        found = [_measurement_json(m) for m in rows]
+        record(request, Action.STUDY_VIEW, study=study, detail={"measurements": len(found)})
+        return JsonResponse({"measurements": found})
     try:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested 100,000 deep
         return _json_error(400, "the body must be a JSON object")
-    instance = (
-        Instance.objects.filter(series__study=study, sop_instance_uid=str(body.get("sop", "")))
-        .select_related("series__study")
-        .first()
-    )
+    instance = _image_of(study, body.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")
     try:
@@ -221,11 +237,7 @@ def key_image(request: HttpRequest, study_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
     if not can_annotate(request.user):
         return _json_error(403, "images are read-only for you: key images are not marked")
-    instance = (
-        Instance.objects.filter(series__study=study, sop_instance_uid=request.POST.get("sop", ""))
-        .select_related("series__study")
-        .first()
-    )
+    instance = _image_of(study, request.POST.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")
     try:

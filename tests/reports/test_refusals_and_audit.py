@@ -342,3 +342,12 @@ def test_a_document_built_after_the_signature_shows_the_signed_key_images(
         addendum = services.addend(world.reader, report, "Also: PFO.", PASSWORD, world.code())
     assert outputs.document(report, addendum).key_images == signed
     assert picture(mr, 2) in bytes(addendum.pdf) and picture(mr, 7) not in bytes(addendum.pdf)
+
+
+def test_autosave_nested_too_deep_is_400_not_500(client, world):
+    """json.loads gives up on arrays nested 100,000 deep with RecursionError, not ValueError."""
+    report = services.open_report(world.reader, world.study)
+    login_verified(client, world.reader)
+    answer = _post(client, f"/reports/{report.pk}/draft", "[" * 100_000 + "]" * 100_000)
+    assert answer.status_code == 400, answer.status_code
+    assert "JSON" in answer.json()["error"]
