@@ -97,12 +97,25 @@ def visible_studies(user) -> QuerySet:
     return direct
 
 
-def can_annotate(user) -> bool:
-    """Measurements and key images are made by the people who acquire and read images;
-    referring physicians view images read-only."""
+def annotatable_studies(user) -> QuerySet:
+    """Studies this user may mark (measurements, key images): those a membership of theirs
+    reaches, other than as a referring physician. Not another hospital's study seen only as
+    a prior: marks go into the owning hospital's report, its PDF and portal, which a group
+    without an agreement with that hospital may not write into. Referring physicians view
+    images read-only."""
+    from archive.models import Study
+
     if is_platform_admin(user):
-        return True
-    return any(m.role != Role.REFERRING for m in active_memberships(user))
+        return Study.objects.all()
+    condition = Q(pk__in=[])
+    for membership in active_memberships(user):
+        if membership.role != Role.REFERRING:
+            condition |= _membership_condition(membership)
+    return Study.objects.filter(condition)
+
+
+def can_annotate_study(user, study) -> bool:
+    return annotatable_studies(user).filter(pk=study.pk).exists()
 
 
 def is_referring_for(user, study) -> bool:

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.policy import can_annotate, visible_studies
+from accounts.policy import can_annotate_study, visible_studies
 from archive.lookup import visible_study_or_404
 from archive.models import Instance, Series
 from audit.models import Action
@@ -24,6 +24,11 @@ from audit.services import record
 from . import documents, ecg, services, workspace
 from .errors import FrameOutOfRange, RenderError
 from .models import KeyImage, Measurement
+
+# Why a POST of marks is refused (accounts.policy.annotatable_studies).
+_READ_ONLY = (
+    "these images are read-only for you (a prior from another hospital, or a referring view)"
+)
 
 # A framed document may only be framed by our own pages and may run nothing.
 DOCUMENT_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'self'"
@@ -183,8 +188,8 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
     """GET: the study's measurements. POST {series, sop, frame, kind, points, label}: the
     server computes the value from the image's calibration and saves it."""
     study = visible_study_or_404(request, study_uid, "viewer")
-    if request.method == "POST" and not can_annotate(request.user):
-        return _json_error(403, "images are read-only for you: measurements are not saved")
+    if request.method == "POST" and not can_annotate_study(request.user, study):
+        return _json_error(403, f"{_READ_ONLY}: measurements are not saved")
     if request.method == "GET":
         rows = Measurement.objects.filter(study=study).select_related("instance", "created_by")
         found = [_measurement_json(m) for m in rows]
@@ -199,6 +204,9 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
     instance = _image_of(study, body.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")
+    label = body.get("label") or ""  # null or absent: no label
+    if not isinstance(label, str):
+        return _json_error(400, "label must be text")
     try:
         frame = int(body.get("frame", 1))
         saved = services.save_measurement(
@@ -207,7 +215,7 @@ def measurements(request: HttpRequest, study_uid: str) -> JsonResponse:
             frame,
             str(body.get("kind", "")),
             body.get("points"),
-            str(body.get("label", "")),
+            label,
             speed=body.get("speed"),
         )
     except FrameOutOfRange as exc:
@@ -235,8 +243,8 @@ def delete_measurement(request: HttpRequest, study_uid: str, pk: int) -> JsonRes
 @require_POST
 def key_image(request: HttpRequest, study_uid: str) -> JsonResponse:
     study = visible_study_or_404(request, study_uid, "viewer")
-    if not can_annotate(request.user):
-        return _json_error(403, "images are read-only for you: key images are not marked")
+    if not can_annotate_study(request.user, study):
+        return _json_error(403, f"{_READ_ONLY}: key images are not marked")
     instance = _image_of(study, request.POST.get("sop"))
     if instance is None:
         return _json_error(404, "no such image in this study")

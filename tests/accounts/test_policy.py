@@ -9,7 +9,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role
-from accounts.policy import can_view_study, memberships_read_once, visible_studies
+from accounts.policy import (
+    annotatable_studies,
+    can_view_study,
+    memberships_read_once,
+    visible_studies,
+)
 from archive.models import Series, Study
 from identity.models import PatientRecord, Person
 from readingroom import demo
@@ -164,3 +169,39 @@ def test_a_search_request_reads_memberships_once(world, client):
         answer = client.get("/dicomweb/studies", HTTP_ACCEPT="application/dicom+json")
     assert answer.status_code == 200 and len(answer.json()) == len(READING_SIDE)
     assert _membership_queries(request.captured_queries) == 1
+
+
+ANNOTATABLE = {
+    "reader": {"1.1", "1.2"},  # not Mia's prior at Hillcrest: another hospital's study
+    "scheduler": {"1.1", "1.2"},
+    "tech": {"1.1"},
+    "referrer": set(),  # referring physicians view images read-only
+    "admin": {"1.1", "1.2", "1.3", "1.4"},
+    "outsider": {"1.3", "1.4"},  # Hillcrest's own technologist
+}
+
+
+@pytest.mark.parametrize("username", sorted(ANNOTATABLE))
+def test_marks_go_only_on_studies_a_membership_reaches_not_on_priors(world, username):
+    """Measurements and key images end up in the owning hospital's report, PDF and portal:
+    a reading group that sees a study only as a prior may look at it, not write into it."""
+    user = get_user_model().objects.get(username=username)
+    marked = set(annotatable_studies(user).values_list("study_instance_uid", flat=True))
+    assert marked == ANNOTATABLE[username]
+    assert marked <= visible(username)
+
+
+def test_a_reader_cannot_mark_a_prior_from_another_hospital(world, client):
+    from tests.accounts.helpers import login_verified
+
+    login_verified(client, get_user_model().objects.get(username="reader"))
+    prior = "/viewer/studies/1.3"
+    assert client.get(f"{prior}/measurements").status_code == 200  # looking is allowed
+    refused = client.post(f"{prior}/key-images", {"sop": "1.3.1.1", "frame": "1"})
+    assert refused.status_code == 403 and "prior" in refused.json()["error"]
+    body = {"sop": "1.3.1.1", "frame": 1, "kind": "distance", "points": [[0, 0], [1, 1]]}
+    refused = client.post(f"{prior}/measurements", body, content_type="application/json")
+    assert refused.status_code == 403 and "prior" in refused.json()["error"]
+    # On the reader's own study the same request gets past the check (no such image: 404).
+    own = client.post("/viewer/studies/1.1/key-images", {"sop": "1.3.1.1", "frame": "1"})
+    assert own.status_code == 404

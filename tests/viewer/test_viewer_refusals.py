@@ -101,3 +101,25 @@ def test_a_document_whose_stored_file_is_unreadable_is_422_not_500(client, tech,
     response = client.get(url(f"series/{series}/instances/{instance.sop_instance_uid}/document"))
     assert response.status_code == 422
     assert b"not a readable DICOM file" in response.content
+
+
+@pytest.mark.parametrize(("label", "status", "kept"), [(None, 201, ""), (["LVIDd"], 400, None)])
+def test_a_null_label_is_no_label_and_a_non_text_one_is_refused(
+    client, tech, ct_study, label, status, kept
+):
+    """A JSON null label was saved as the text "None"; a list as its repr."""
+    login_verified(client, tech.user)
+    body = {
+        "sop": ct_study.sop_instance_uid,
+        "kind": "distance",
+        "points": [[1, 1], [20, 20]],
+        "label": label,
+    }
+    response = client.post(
+        url("measurements"), data=json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code == status, response.content
+    if kept is None:
+        assert "label" in response.json()["error"] and Measurement.objects.count() == 0
+    else:
+        assert Measurement.objects.get().label == kept
