@@ -76,16 +76,7 @@ def test_reading_a_series_geometry_is_audited(client, tech, ct_study):
 
 @pytest.mark.parametrize("label", ["LVIDd\x00", "LVIDd\ud800"])
 def test_measurement_label_the_database_cannot_keep_is_400_not_500(client, tech, ct_study, label):
-    login_verified(client, tech.user)
-    body = {
-        "sop": ct_study.sop_instance_uid,
-        "kind": "distance",
-        "points": [[1, 1], [2, 2]],
-        "label": label,
-    }
-    response = client.post(
-        url("measurements"), data=json.dumps(body), content_type="application/json"
-    )
+    response = _measure_with_label(client, tech, ct_study, label)
     assert response.status_code == 400
     assert "label" in response.json()["error"]
     assert Measurement.objects.count() == 0
@@ -108,6 +99,16 @@ def test_a_null_label_is_no_label_and_a_non_text_one_is_refused(
     client, tech, ct_study, label, status, kept
 ):
     """A JSON null label was saved as the text "None"; a list as its repr."""
+    response = _measure_with_label(client, tech, ct_study, label)
+    assert response.status_code == status, response.content
+    if kept is None:
+        assert "label" in response.json()["error"] and Measurement.objects.count() == 0
+    else:
+        assert Measurement.objects.get().label == kept
+
+
+def _measure_with_label(client, tech, ct_study, label):
+    """POST a valid distance on the CT with this label, as the technologist."""
     login_verified(client, tech.user)
     body = {
         "sop": ct_study.sop_instance_uid,
@@ -115,11 +116,4 @@ def test_a_null_label_is_no_label_and_a_non_text_one_is_refused(
         "points": [[1, 1], [20, 20]],
         "label": label,
     }
-    response = client.post(
-        url("measurements"), data=json.dumps(body), content_type="application/json"
-    )
-    assert response.status_code == status, response.content
-    if kept is None:
-        assert "label" in response.json()["error"] and Measurement.objects.count() == 0
-    else:
-        assert Measurement.objects.get().label == kept
+    return client.post(url("measurements"), data=json.dumps(body), content_type="application/json")
