@@ -7,7 +7,6 @@ from the DICOMweb `rendered` routes; the work is in viewer.workspace and viewer.
 from __future__ import annotations
 
 import json
-import re
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -18,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.policy import can_annotate_study, visible_studies
 from archive.lookup import visible_study_or_404
 from archive.models import Instance, Series
+from archive.storage import is_valid_uid
 from audit.models import Action
 from audit.services import record
 
@@ -38,13 +38,11 @@ def _json_error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
 
-# What a DICOM UID can be (the "uid" path converter's rule): anything else names no image, and
-# is never sent to the database (PostgreSQL refuses NUL, psycopg an unpaired surrogate).
-_UID = re.compile(r"[0-9][0-9.]{0,63}")
-
-
 def _image_of(study, sop: object) -> Instance | None:
-    if not isinstance(sop, str) or not _UID.fullmatch(sop):
+    """The study's image with this SOP Instance UID. Anything that is not a valid UID (ingest
+    indexes valid ones only) names no image and never reaches the database, which refuses
+    NUL (PostgreSQL) and unpaired surrogates (psycopg)."""
+    if not isinstance(sop, str) or not is_valid_uid(sop):
         return None
     return (
         Instance.objects.filter(series__study=study, sop_instance_uid=sop)
