@@ -29,14 +29,20 @@ process with the benchmark's settings (bench/qido_loader.py):
 
 Then `manage.py serve` (daphne) is started on that database and every query is timed over
 HTTP (persistent connection, TCP_NODELAY, `Accept: application/dicom+json`): --requests
-timed requests after 5 untimed ones, ReadingRoom and Orthanc alternating. Orthanc (with its
+timed requests after 5 untimed ones, ReadingRoom's users and Orthanc taking turns. Three
+ReadingRoom users search (API tokens): the platform admin, who sees every study with no
+access filter, and two readers who search through the access policy, as a reading group's
+viewer does: one whose group has a reading agreement with the bench facility for every
+modality, and one whose agreement covers ultrasound only (a cardiology group), who sees the
+echo studies plus, as priors, every other study of those children. Orthanc (with its
 DICOMweb plugin) gets the same studies through STOW-RS up to --orthanc-max studies (default
 10,000; skipped for a size when the upload rate measured so far says it would take more than
 --orthanc-budget seconds). Query strings are sent as is (Orthanc does not percent-decode
 query values, shared/PEERS.md). Result counts of both servers are printed side by side.
 
-Ratio = Orthanc time / ReadingRoom time (> 1: ReadingRoom is faster). Target: p95 < 50 ms
-for every query at 100,000 studies.
+Ratio = Orthanc time / ReadingRoom time (> 1: ReadingRoom is faster), beside the admin's
+(Orthanc has no access policy). Target: p95 < 50 ms for every query and user at 100,000
+studies.
 
 Usage:
     .venv/bin/python bench/qido.py [--sizes 1000,10000,100000] [--requests 200] [--quick]
@@ -81,6 +87,7 @@ from common import (  # noqa: E402  (run as a script: bench/ is not a package on
     percentile,
     readingroom_env,
     recreate_database,
+    run_checked,
     start_orthanc_process,
     start_readingroom_serve,
     tail,
@@ -89,6 +96,35 @@ from common import (  # noqa: E402  (run as a script: bench/ is not a package on
 from qido_studies import check_encoder, part10, study_spec  # noqa: E402
 
 P95_TARGET_MS = 50.0
+# Who searches: the platform admin sees every study with no access filter; readers search
+# through the access policy (their group's reading agreements plus the priors of the same
+# children), which is what a reading group's viewer and scripts do. (label, agreement
+# modalities; None: the admin).
+USERS: list[tuple[str, list[str] | None]] = [
+    ("admin", None),
+    ("reader", []),  # an agreement with the bench facility for every modality
+    ("reader US", ["US"]),  # a cardiology group: echo only (plus the children's priors)
+]
+READERS = """
+import json, sys
+from django.contrib.auth import get_user_model
+from accounts.models import Membership, Organization, ReadingAgreement, Role
+from accounts.tokens import issue_token
+facility = Organization.objects.get(slug="bench")
+tokens = {}
+for n, (label, modalities) in enumerate(json.loads(sys.argv[-1])):
+    group, _ = Organization.objects.get_or_create(
+        slug=f"bench-group-{n}",
+        defaults={"name": f"Bench reading group {n}", "kind": "reading_group", "us_state": "GA"},
+    )
+    ReadingAgreement.objects.get_or_create(
+        reading_group=group, sending_facility=facility, defaults={"modalities": modalities}
+    )
+    user, _ = get_user_model().objects.get_or_create(username=f"bench-reader-{n}")
+    Membership.objects.get_or_create(user=user, organization=group, role=Role.READER)
+    tokens[label] = issue_token(user, "bench", None)[1]
+print("READER-TOKENS " + json.dumps(tokens))
+"""
 TARGET_SIZE = 100_000
 STOW_BATCH = 250
 WARMUP_REQUESTS = 5
@@ -128,22 +164,44 @@ class Timing:
 @dataclass
 class SizeResult:
     size: int
-    readingroom: dict[str, Timing]
+    readingroom: dict[str, dict[str, Timing]]  # user label -> query key -> timing
     orthanc: dict[str, Timing] | None  # None: Orthanc not loaded to this size
 
 
+def reader_tokens(env: dict[str, str]) -> dict[str, str]:
+    """API tokens of the readers in USERS, each in a reading group of its own."""
+    readers = [(label, modalities) for label, modalities in USERS if modalities is not None]
+    argv = [PYTHON, "-c", SETUP_DJANGO + READERS, json.dumps(readers)]
+    out = run_checked(argv, env, timeout=120)
+    line = next(x for x in out.splitlines() if x.startswith("READER-TOKENS "))
+    return json.loads(line.split(" ", 1)[1])
+
+
+SETUP_DJANGO = f"""
+import os, sys
+sys.path.insert(0, {str(ROOT)!r})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
+import django
+django.setup()
+"""
+
+
 def time_queries(
-    rr: HttpClient, orthanc: HttpClient | None, qs: list[Query], requests: int
-) -> tuple[dict[str, Timing], dict[str, Timing] | None]:
+    rr: dict[str, HttpClient], orthanc: HttpClient | None, qs: list[Query], requests: int
+) -> tuple[dict[str, dict[str, Timing]], dict[str, Timing] | None]:
+    """Every query, in turn, by each ReadingRoom user and Orthanc (order rotating)."""
     accept = {"Accept": "application/dicom+json"}
-    ours = {q.key: Timing() for q in qs}
+    ours = {user: {q.key: Timing() for q in qs} for user in rr}
     theirs = {q.key: Timing() for q in qs} if orthanc else None
-    targets: list[tuple[HttpClient, str, dict[str, Timing]]] = [(rr, "/dicomweb/studies", ours)]
+    targets: list[tuple[HttpClient, str, dict[str, Timing]]] = [
+        (client, "/dicomweb/studies", ours[user]) for user, client in rr.items()
+    ]
     if orthanc is not None and theirs is not None:
         targets.append((orthanc, "/dicom-web/studies", theirs))
     for q in qs:
         for n in range(WARMUP_REQUESTS + requests):
-            order = targets if n % 2 == 0 else targets[::-1]
+            turn = n % len(targets)
+            order = targets[turn:] + targets[:turn]
             for client, root, results in order:
                 timing = results[q.key]
                 if timing.error:
@@ -246,35 +304,26 @@ def report(
     )
     print()
     title = (
-        f"{'studies':>8s} {'query':33s} {'RR med':>7s} {'RR p95':>7s} {'n':>5s}  "
+        f"{'studies':>8s} {'query':33s} {'user':9s} {'RR med':>7s} {'RR p95':>7s} {'n':>5s}  "
         f"{'Orth med':>8s} {'Orth p95':>8s} {'n':>5s}  {'ratio':>6s}"
     )
     print(title)
     print("-" * len(title))
     for result in results:
         for q in qs:
-            ours = result.readingroom[q.key]
-            line = f"{result.size:>8,d} {q.label:33s} "
-            if ours.error:
-                line += f"ReadingRoom {ours.error[:60]}"
-            else:
+            for user, timings in result.readingroom.items():
+                ours = timings[q.key]
+                line = f"{result.size:>8,d} {q.label:33s} {user:9s} "
+                if ours.error:
+                    print(line + f"ReadingRoom {ours.error[:60]}")
+                    continue
                 line += (
                     f"{fmt(median(ours.times)):>7s} {fmt(percentile(ours.times, 95)):>7s} "
                     f"{ours.count:>5d}  "
                 )
-            theirs = result.orthanc[q.key] if result.orthanc else None
-            if theirs is None:
-                line += f"{'(not loaded)':>23s}"
-            elif theirs.error:
-                line += f"Orthanc {theirs.error[:50]}"
-            else:
-                ratio = median(theirs.times) / median(ours.times) if ours.times else float("nan")
-                mismatch = " (counts differ)" if theirs.count != ours.count else ""
-                line += (
-                    f"{fmt(median(theirs.times)):>8s} {fmt(percentile(theirs.times, 95)):>8s} "
-                    f"{theirs.count:>5d}  {ratio:5.2f}x{mismatch}"
-                )
-            print(line)
+                if user == USERS[0][0]:  # Orthanc has no access policy: beside the admin
+                    line += orthanc_columns(result, q, ours)
+                print(line)
     print()
     print("Ratio = Orthanc median / ReadingRoom median (> 1: ReadingRoom is faster).")
     target = [r for r in results if r.size >= TARGET_SIZE]
@@ -282,13 +331,27 @@ def report(
         print(f"Target p95 < {P95_TARGET_MS:.0f} ms at {TARGET_SIZE:,d} studies: not measured.")
     for result in target:
         slow = [
-            f"{q.key} {percentile(result.readingroom[q.key].times, 95):.1f} ms"
+            f"{q.key} ({user}) {percentile(timings[q.key].times, 95):.1f} ms"
+            for user, timings in result.readingroom.items()
             for q in qs
-            if not result.readingroom[q.key].times
-            or percentile(result.readingroom[q.key].times, 95) >= P95_TARGET_MS
+            if not timings[q.key].times or percentile(timings[q.key].times, 95) >= P95_TARGET_MS
         ]
         verdict = "PASS" if not slow else "FAIL (" + ", ".join(slow) + ")"
         print(f"Target p95 < {P95_TARGET_MS:.0f} ms at {result.size:,d} studies: {verdict}")
+
+
+def orthanc_columns(result: SizeResult, q: Query, ours: Timing) -> str:
+    theirs = result.orthanc[q.key] if result.orthanc else None
+    if theirs is None:
+        return f"{'(not loaded)':>23s}"
+    if theirs.error:
+        return f"Orthanc {theirs.error[:50]}"
+    ratio = median(theirs.times) / median(ours.times) if ours.times else float("nan")
+    mismatch = " (counts differ)" if theirs.count != ours.count else ""
+    return (
+        f"{fmt(median(theirs.times)):>8s} {fmt(percentile(theirs.times, 95)):>8s} "
+        f"{theirs.count:>5d}  {ratio:5.2f}x{mismatch}"
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -368,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data_dir.mkdir()
             env = readingroom_env(data_dir, args.database_url)
             migrate(env)
-            token = bench_admin_token(env)
+            tokens = {USERS[0][0]: bench_admin_token(env), **reader_tokens(env)}
             orthanc_proc = start_orthanc_process(
                 children, base / "orthanc", base / "orthanc.log", plugins=["libOrthancDicomWeb.so"]
             )
@@ -424,7 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     load_notes.append(note)
                     print("  " + note, flush=True)
                 serve = start_readingroom_serve(children, env, base / f"serve-{size}.log")
-                rr = HttpClient(serve.port, {"Authorization": f"Bearer {token}"})
+                rr = {
+                    user: HttpClient(serve.port, {"Authorization": f"Bearer {tokens[user]}"})
+                    for user, _ in USERS
+                }
                 try:
                     t0 = time.monotonic()
                     ours, theirs = time_queries(rr, oc if with_orthanc else None, qs, args.requests)
@@ -433,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"  measured {size:,d} studies ({time.monotonic() - t0:.1f} s)", flush=True
                     )
                 finally:
-                    rr.close()
+                    for client in rr.values():
+                        client.close()
                     children.stop(serve.proc)
             header = [
                 "ReadingRoom: manage.py serve = daphne "

@@ -359,5 +359,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"pynetdicom": {"level": env("PYNETDICOM_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "pynetdicom": {"level": env("PYNETDICOM_LOG_LEVEL", "WARNING")},
+        # fpdf2's font subsetting logs every glyph table at INFO for each report PDF.
+        "fontTools": {"level": "WARNING"},
+    },
 }

@@ -113,6 +113,23 @@ def test_referring_physicians_see_their_own_patients_when_allowed(world, setting
     assert visible("referrer") == set()
 
 
+@pytest.mark.parametrize(
+    "status, seen",
+    [("draft", set()), ("preliminary", {"1.1"}), ("final", {"1.1"}), ("addended", {"1.1"})],
+)
+def test_referring_physicians_see_a_study_once_its_report_is_signed(world, status, seen):
+    from reports.models import Report
+    from reports.services import choose_template
+
+    study = world["riverside_ct"]
+    author = get_user_model().objects.get(username="reader")
+    Report.objects.create(
+        study=study, template=choose_template(study), author=author, status=status
+    )
+    assert visible("referrer") == seen
+    assert visible("referrer2") == set()  # Lakeview's referrer: not their facility
+
+
 def test_agreement_limited_to_modalities(world):
     from accounts.models import ReadingAgreement
 
