@@ -23,7 +23,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
+
+from readingroom.row_probe import row_has
 
 from .models import Membership, Organization, ReadingAgreement, Role
 
@@ -78,15 +80,15 @@ def is_platform_admin(user) -> bool:
 def visible_studies(user) -> QuerySet:
     """Studies the user may see, as a queryset to filter further (never evaluated here).
 
-    The conditions are written on the study row itself (its own columns, and `IN` subqueries
-    rather than joins), and a prior is found through its patient record's id: so the query
-    a search adds them to can still walk the study-date index newest first and stop at its
-    page. The earlier form (`pk IN (the directly visible studies) OR person IN (...)` over a
-    join) made PostgreSQL build and sort every match first: at 100,000 studies a reader's
-    `limit=100` search took ~110 ms in the database against 0.5 ms now (bench/qido.py).
+    Every condition is a probe of the study row itself (its own columns, and `row_has`
+    subqueries rather than joins or `IN` sets), a prior included: "another study of this
+    child that a membership reaches". So a search can walk the study-date index newest first
+    and stop at its page. Sets (`pk IN (the directly visible studies) OR person IN (...)`)
+    made PostgreSQL build every match first: at 100,000 studies a reader's `limit=100` search
+    took ~110 ms in the database, and a reader whose agreement is limited to one modality
+    ~100 ms for any search, one child's priors included (bench/qido.py).
     """
     from archive.models import Study
-    from identity.models import PatientRecord
 
     if is_platform_admin(user):
         return Study.objects.all()
@@ -97,11 +99,10 @@ def visible_studies(user) -> QuerySet:
     if not any(_reads(m) for m in memberships):
         return Study.objects.filter(condition)
     # Priors: the same enterprise person's studies from any organisation, for the reading side.
-    persons = Study.objects.filter(condition, patient_record__person__isnull=False).values(
-        "patient_record__person"
+    same_child = Study.objects.filter(
+        condition, patient_record__person__records=OuterRef("patient_record_id")
     )
-    records = PatientRecord.objects.filter(person__in=persons).values("pk")
-    return Study.objects.filter(condition | Q(patient_record__in=records))
+    return Study.objects.filter(condition | row_has(same_child))
 
 
 def annotatable_studies(user) -> QuerySet:
@@ -156,8 +157,9 @@ def _membership_condition(membership: Membership) -> Q:
         for agreement in agreements:
             clause = Q(organization_id=agreement.sending_facility_id)
             if agreement.modalities:
-                with_modality = Series.objects.filter(modality__in=agreement.modalities)
-                clause &= Q(pk__in=with_modality.values("study_id"))
+                clause &= row_has(
+                    Series.objects.filter(study=OuterRef("pk"), modality__in=agreement.modalities)
+                )
             condition |= clause
         return condition
     if org.kind != Organization.Kind.SENDING_FACILITY:
@@ -178,11 +180,11 @@ def _membership_condition(membership: Membership) -> Q:
 
 def _has_final_report() -> Q:
     """Studies with a signed report: final or addended, or preliminary (the portal marks a
-    preliminary report as such). A subquery, not a join: see visible_studies."""
+    preliminary report as such). A probe of the row, not a join: see visible_studies."""
     from reports.models import Report
 
-    signed = Report.objects.filter(status__in=["preliminary", "final", "addended"])
-    return Q(pk__in=signed.values("study_id"))
+    signed = ["preliminary", "final", "addended"]
+    return row_has(Report.objects.filter(study=OuterRef("pk"), status__in=signed))
 
 
 def reportable_studies(user) -> QuerySet:

@@ -153,6 +153,12 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(DATA_DIR / "test-readingroom.sqlite3")}
 else:
     _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_readingroom")
+    # No JIT: its cost model counts a page search's per-row probes as if every row were read
+    # (estimates in the millions), so PostgreSQL spent 15-35 ms compiling queries that ran in
+    # 2-3 ms (bench/qido.py, 100,000 studies). An explicit jit in the URL's options wins.
+    _options = _db.setdefault("OPTIONS", {})
+    if "jit" not in _options.get("options", ""):
+        _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
     # Under ASGI every request would open its own connection (~9 ms to PostgreSQL): Django's
     # pool (psycopg_pool) hands out open ones instead; CONN_MAX_AGE stays 0, as ASGI needs.
     # Processes that fork close their pool first (readingroom/db_pool.py).

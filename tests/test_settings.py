@@ -81,3 +81,46 @@ def test_email_links_follow_the_http_port_unless_site_url_is_set(tmp_path):
     assert site_url(tmp_path, SITE_URL="https://rr.example.org/", HTTP_PORT="18100") == (
         "https://rr.example.org"
     )
+
+
+def database_options(tmp_path, url: str) -> str:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "READINGROOM_DATA_DIR": str(tmp_path),
+            "DATABASE_URL": url,
+            "SECRET_KEY": "test-only",
+        },
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_postgresql_runs_without_jit_unless_the_url_asks(tmp_path):
+    """JIT compiled page searches for 15-35 ms that ran in 2-3 ms (readingroom/settings.py)."""
+    url = "postgres://postgres@127.0.0.1:5432/readingroom"
+    assert "'options': '-c jit=off'" in database_options(tmp_path, url)
+    asked = database_options(tmp_path, url + "?options=-c%20jit%3Don")
+    assert "'options': '-c jit=on'" in asked
+
+
+@pytest.mark.django_db
+def test_the_database_connection_has_jit_off():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only (services run)")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

@@ -8,11 +8,13 @@ Bad parameters raise QueryError with a reason the view sends back as a 400.
 from __future__ import annotations
 
 import datetime
+import functools
+import operator
 import re
 from dataclasses import dataclass, field
 
-from django.db.models import CharField, Exists, Lookup, OuterRef, Q, QuerySet
-from django.db.models.functions import Upper
+from django.db.models import CharField, F, Lookup, Q, QuerySet, Value
+from django.db.models.functions import Concat, Upper
 from django.http import QueryDict
 
 from .attributes import (
@@ -252,10 +254,20 @@ def _time(text: str, keyword: str, end: bool) -> datetime.time:
 
 
 def _modalities(study_prefix: str, value: str) -> Q:
-    from archive.models import Series
+    """Studies whose ModalitiesInStudy, as QIDO returns it, holds one of the codes.
 
+    Matched on the study's own '\\'-separated value (ingest adds every instance's Modality
+    to it) rather than with EXISTS over its series: a test of the row itself, which PostgreSQL
+    runs before the access policy's per-row probes. With EXISTS it joined the series after
+    them: a reader whose agreement covers echo only searched ModalitiesInStudy=NM in 160 ms
+    at 100,000 studies, 30 ms now (bench/qido.py).
+    """
     modalities = [m.strip() for m in re.split(r"[,\\]", value) if m.strip()]
     if not modalities or any(not re.fullmatch(r"[A-Z0-9_ ]{1,16}", m) for m in modalities):
         raise QueryError("ModalitiesInStudy must be modality codes, e.g. CT or CT,MR")
-    has_series = Series.objects.filter(study=OuterRef(f"{study_prefix}pk"), modality__in=modalities)
-    return Q(Exists(has_series))
+    padded = Concat(
+        Value("\\"), F(f"{study_prefix}modalities_in_study"), Value("\\"), output_field=CharField()
+    )
+    # The codes hold no wildcard: DicomLike only adds the '*' around the separators.
+    matches = [Q(DicomLike(padded, f"*\\{m}\\*")) for m in modalities]
+    return functools.reduce(operator.or_, matches)

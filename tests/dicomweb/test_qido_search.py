@@ -157,3 +157,27 @@ def test_newest_first_and_date_ranges_read_the_order_index():
         text = plan(query_string)
         assert "study_qido_order" in text, text
         assert "TEMP B-TREE" not in text, text
+
+
+def test_modalities_in_study_matches_whole_codes_of_any_series(tech, riverside):
+    """ModalitiesInStudy matches the value QIDO returns for the study, code by code: a later
+    series' modality counts, part of a code does not, and '_' is a character, not a
+    wildcard."""
+    ingest(ct(1, 1, 1), riverside)
+    ingest(ct(1, 2, 1, Modality="SR"), riverside)
+    ingest(ct(2, 1, 1, Modality="OT"), riverside)
+    ingest(ct(3, 1, 1, Modality="O_"), riverside)
+
+    def found(value: str, path: str = "/dicomweb/studies") -> set[str]:
+        items = tech.get(path, {"ModalitiesInStudy": value}).json()
+        return {item["0020000D"]["Value"][0] for item in items}
+
+    assert found("SR") == found("CT") == {uid(1)}
+    assert found("CT,OT") == {uid(1), uid(2)}
+    assert found("C") == found("T") == found("TS") == set()
+    assert found("CT\\SR") == {uid(1)}  # a backslash separates values, as a comma does
+    assert found("O_") == {uid(3)}
+    assert found("OT") == {uid(2)}
+    # Series of the studies that hold an SR (QIDO's study-level key at the series level).
+    items = tech.get("/dicomweb/series", {"ModalitiesInStudy": "SR"}).json()
+    assert sorted(i["0020000E"]["Value"][0] for i in items) == [uid(1, 1), uid(1, 2)]
