@@ -259,8 +259,8 @@ def _modalities(study_prefix: str, value: str) -> Q:
     Matched on the study's own '\\'-separated value (ingest adds every instance's Modality
     to it) rather than with EXISTS over its series: a test of the row itself, which PostgreSQL
     runs before the access policy's per-row probes. With EXISTS it joined the series after
-    them: a reader whose agreement covers echo only searched ModalitiesInStudy=NM in 160 ms
-    at 100,000 studies, 30 ms now (bench/qido.py).
+    them: a reader whose agreement covers echo only searched ModalitiesInStudy=NM in ~190 ms
+    at 100,000 studies, ~33 ms now (PostgreSQL, in-process; bench/qido.py over HTTP).
     """
     modalities = [m.strip() for m in re.split(r"[,\\]", value) if m.strip()]
     if not modalities or any(not re.fullmatch(r"[A-Z0-9_ ]{1,16}", m) for m in modalities):
