@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import OuterRef, Q, QuerySet
 
 from readingroom.row_probe import row_has
@@ -81,14 +80,14 @@ def is_platform_admin(user) -> bool:
 def visible_studies(user) -> QuerySet:
     """Studies the user may see, as a queryset to filter further (never evaluated here).
 
-    On PostgreSQL every condition is a probe of the study row itself (its own columns, and
-    `row_has` subqueries rather than joins or `IN` sets), a prior included: "another study
-    of this child that a membership reaches"; on SQLite they stay sets (`_probe_rows`). So
-    a search can walk the study-date index newest first and stop at its page. Sets
-    (`pk IN (the directly visible studies) OR person IN (...)`) made PostgreSQL build every
-    match first: at 100,000 studies a reader's `limit=100` search took ~110 ms in the
-    database, and a reader whose agreement is limited to one modality ~100 ms for any
-    search, one child's priors included (bench/qido.py).
+    Every condition is a probe of the study row itself (its own columns, and `row_has`
+    subqueries rather than joins or `IN` sets), a prior included: "another study of this
+    child that a membership reaches". So a search can walk the study-date index newest first
+    and stop at its page. Sets (`pk IN (the directly visible studies) OR person IN (...)`)
+    made PostgreSQL build every match first: at 100,000 studies a reader's `limit=100`
+    search took ~110 ms in the database, and a reader whose agreement is limited to one
+    modality ~100 ms for any search, one child's priors included (bench/qido.py). SQLite
+    plans the probes well only with statistics (readingroom/sqlite_stats.py).
     """
     from archive.models import Study
 
@@ -101,29 +100,10 @@ def visible_studies(user) -> QuerySet:
     if not any(_reads(m) for m in memberships):
         return Study.objects.filter(condition)
     # Priors: the same enterprise person's studies from any organisation, for the reading side.
-    if _probe_rows():
-        same_child = Study.objects.filter(
-            condition, patient_record__person__records=OuterRef("patient_record_id")
-        )
-        return Study.objects.filter(condition | row_has(same_child))
-    direct = Study.objects.filter(condition)
-    persons = direct.exclude(patient_record__person__isnull=True).values("patient_record__person")
-    return Study.objects.filter(
-        Q(pk__in=direct.values("pk")) | Q(patient_record__person__in=persons)
+    same_child = Study.objects.filter(
+        condition, patient_record__person__records=OuterRef("patient_record_id")
     )
-
-
-def _probe_rows() -> bool:
-    """Whether the policy's conditions are written as per-row probes (PostgreSQL) or as sets.
-
-    The same rules, two SQL shapes, because the two planners want opposite things: SQLite
-    (no statistics: ReadingRoom never runs ANALYZE on it) materialises an `IN` set once, but
-    plans a correlated prior probe from the agreement's side, scanning every study of the
-    facility per row (an echo-only reader's `limit=100` search: 9-11 s at 100,000
-    studies, against 70-100 ms with sets). PostgreSQL is the other way round (docstring above).
-    Both shapes run the whole policy test suite (embedded and services runs).
-    """
-    return connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    return Study.objects.filter(condition | row_has(same_child))
 
 
 def annotatable_studies(user) -> QuerySet:
@@ -177,13 +157,10 @@ def _membership_condition(membership: Membership) -> Q:
         agreements = ReadingAgreement.objects.filter(reading_group=org, active=True)
         for agreement in agreements:
             clause = Q(organization_id=agreement.sending_facility_id)
-            if agreement.modalities and _probe_rows():
+            if agreement.modalities:
                 clause &= row_has(
                     Series.objects.filter(study=OuterRef("pk"), modality__in=agreement.modalities)
                 )
-            elif agreement.modalities:
-                with_modality = Series.objects.filter(modality__in=agreement.modalities)
-                clause &= Q(pk__in=with_modality.values("study_id"))
             condition |= clause
         return condition
     if org.kind != Organization.Kind.SENDING_FACILITY:
@@ -208,9 +185,7 @@ def _has_final_report() -> Q:
     from reports.models import Report
 
     signed = ["preliminary", "final", "addended"]
-    if _probe_rows():
-        return row_has(Report.objects.filter(study=OuterRef("pk"), status__in=signed))
-    return Q(report__status__in=signed)
+    return row_has(Report.objects.filter(study=OuterRef("pk"), status__in=signed))
 
 
 def reportable_studies(user) -> QuerySet:

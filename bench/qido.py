@@ -51,7 +51,8 @@ Usage:
 
 With --database-url the database is dropped and created at start and dropped at the end
 (unless --keep); after each bulk load PostgreSQL gets ANALYZE (what autovacuum would do
-within a minute), SQLite nothing (ReadingRoom never runs ANALYZE on it).
+within a minute); on SQLite `manage.py serve` gathers statistics itself at start
+(readingroom/sqlite_stats.py).
 """
 
 from __future__ import annotations

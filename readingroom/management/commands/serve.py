@@ -1,7 +1,8 @@
 """Run the whole system in one process: daphne (HTTP/WebSocket) and the DICOM SCP.
 
 On embedded defaults (no REDIS_URL) a thread also runs the sweeps that Celery beat runs in
-production: arrivals, identity matching, and the worklist's SLA checks and lock expiry.
+production: arrivals, identity matching, and the worklist's SLA checks and lock expiry; and
+refreshes SQLite's query-planner statistics (readingroom/sqlite_stats.py).
 With --demo the demo data is loaded once the SCP listens.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from daphne.endpoints import build_endpoint_description_strings
 from daphne.server import Server
@@ -19,6 +21,7 @@ from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
+from readingroom.sqlite_stats import STATISTICS_INTERVAL, refresh_statistics
 from reports.services import escalate_overdue, retry_outputs
 from worklist.notifications import sweep as worklist_sweep
 
@@ -78,7 +81,18 @@ class Command(BaseCommand):
 def _sweep_loop(stop: threading.Event) -> None:
     from django.db import connections
 
-    while not stop.wait(10):
+    analysed = 0.0
+    while True:
+        try:
+            if time.monotonic() - analysed >= STATISTICS_INTERVAL:
+                refresh_statistics()  # first at start: the planner needs them (sqlite_stats.py)
+                analysed = time.monotonic()
+        except Exception:
+            log.exception("refreshing the database statistics failed")
+        finally:
+            connections.close_all()
+        if stop.wait(10):
+            return
         try:
             sweep_arrivals()
             match_pending_records()
