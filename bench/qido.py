@@ -107,13 +107,13 @@ USERS: list[tuple[str, list[str] | None]] = [
     ("reader US", ["US"]),  # a cardiology group: echo only (plus the children's priors)
 ]
 READERS = """
-import json, sys
+import json, os
 from django.contrib.auth import get_user_model
 from accounts.models import Membership, Organization, ReadingAgreement, Role
 from accounts.tokens import issue_token
 facility = Organization.objects.get(slug="bench")
 tokens = {}
-for n, (label, modalities) in enumerate(json.loads(sys.argv[-1])):
+for n, (label, modalities) in enumerate(json.loads(os.environ['BENCH_READERS'])):
     group, _ = Organization.objects.get_or_create(
         slug=f"bench-group-{n}",
         defaults={"name": f"Bench reading group {n}", "kind": "reading_group", "us_state": "GA"},
@@ -172,19 +172,10 @@ class SizeResult:
 def reader_tokens(env: dict[str, str]) -> dict[str, str]:
     """API tokens of the readers in USERS, each in a reading group of its own."""
     readers = [(label, modalities) for label, modalities in USERS if modalities is not None]
-    argv = [PYTHON, "-c", SETUP_DJANGO + READERS, json.dumps(readers)]
-    out = run_checked(argv, env, timeout=120)
+    argv = [PYTHON, str(ROOT / "manage.py"), "shell", "-c", READERS]
+    out = run_checked(argv, {**env, "BENCH_READERS": json.dumps(readers)}, timeout=120)
     line = next(x for x in out.splitlines() if x.startswith("READER-TOKENS "))
     return json.loads(line.split(" ", 1)[1])
-
-
-SETUP_DJANGO = f"""
-import os, sys
-sys.path.insert(0, {str(ROOT)!r})
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
-import django
-django.setup()
-"""
 
 
 def time_queries(

@@ -52,15 +52,16 @@ def test_embedded_defaults_start_and_keep_a_secret_key(tmp_path):
     assert (tmp_path / "secret-key").read_text() == key
 
 
-def site_url(tmp_path, **env: str) -> str:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SITE_URL", "HTTP_HOST", "HTTP_PORT")}
+def setting(tmp_path, expression: str, drop: tuple[str, ...] = (), **env: str) -> str:
+    """`expression` (over `settings`) as `manage.py shell` prints it, with `env` set."""
+    clean = {k: v for k, v in os.environ.items() if k not in drop}
     result = subprocess.run(
         [
             sys.executable,
             "manage.py",
             "shell",
             "-c",
-            "from django.conf import settings; print(settings.SITE_URL)",
+            f"from django.conf import settings; print({expression})",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -70,6 +71,10 @@ def site_url(tmp_path, **env: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
+
+
+def site_url(tmp_path, **env: str) -> str:
+    return setting(tmp_path, "settings.SITE_URL", ("SITE_URL", "HTTP_HOST", "HTTP_PORT"), **env)
 
 
 def test_email_links_follow_the_http_port_unless_site_url_is_set(tmp_path):
@@ -84,27 +89,8 @@ def test_email_links_follow_the_http_port_unless_site_url_is_set(tmp_path):
 
 
 def database_options(tmp_path, url: str) -> str:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            "from django.conf import settings; print(settings.DATABASES['default']['OPTIONS'])",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "READINGROOM_DATA_DIR": str(tmp_path),
-            "DATABASE_URL": url,
-            "SECRET_KEY": "test-only",
-        },
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    options = "settings.DATABASES['default']['OPTIONS']"
+    return setting(tmp_path, options, DATABASE_URL=url, SECRET_KEY="test-only")
 
 
 def test_postgresql_runs_without_jit_unless_the_url_asks(tmp_path):
