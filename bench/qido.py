@@ -50,7 +50,9 @@ Usage:
                                    [--orthanc-max 10000] [--service-all] [--keep]
 
 With --database-url the database is dropped and created at start and dropped at the end
-(unless --keep); after each bulk load PostgreSQL gets ANALYZE (what autovacuum would do
+(unless --keep or --reuse); --reuse DIR times the searches again over what a --keep run left in
+DIR (its folder, and the database of --database-url): the loaded size, no loading, no Orthanc.
+After each bulk load PostgreSQL gets ANALYZE (what autovacuum would do
 within a minute); on SQLite `manage.py serve` gathers statistics itself at start
 (readingroom/sqlite_stats.py).
 """
@@ -94,7 +96,7 @@ from common import (  # noqa: E402  (run as a script: bench/ is not a package on
     tail,
     terminate_on_signals,
 )
-from qido_studies import check_encoder, part10, study_spec  # noqa: E402
+from qido_studies import UID_ROOT, check_encoder, part10, study_spec  # noqa: E402
 
 P95_TARGET_MS = 50.0
 # Who searches: the platform admin sees every study with no access filter; readers search
@@ -125,6 +127,12 @@ for n, (label, modalities) in enumerate(json.loads(os.environ['BENCH_READERS']))
     Membership.objects.get_or_create(user=user, organization=group, role=Role.READER)
     tokens[label] = issue_token(user, "bench", None)[1]
 print("READER-TOKENS " + json.dumps(tokens))
+"""
+KEPT_RUN = f"""
+import json
+from archive.models import Study
+first = Study.objects.filter(study_instance_uid__startswith={UID_ROOT!r}).order_by("pk").first()
+print("KEPT-RUN " + json.dumps([first and first.study_instance_uid, Study.objects.count()]))
 """
 TARGET_SIZE = 100_000
 STOW_BATCH = 250
@@ -176,6 +184,16 @@ def reader_tokens(env: dict[str, str]) -> dict[str, str]:
     out = run_checked(argv, {**env, "BENCH_READERS": json.dumps(readers)}, timeout=120)
     line = next(x for x in out.splitlines() if x.startswith("READER-TOKENS "))
     return json.loads(line.split(" ", 1)[1])
+
+
+def kept_run(env: dict[str, str]) -> tuple[int, int]:
+    """Run id and study count of the studies a --keep run left (ids are in the study UIDs)."""
+    out = run_checked([PYTHON, str(ROOT / "manage.py"), "shell", "-c", KEPT_RUN], env, timeout=300)
+    line = next(x for x in out.splitlines() if x.startswith("KEPT-RUN "))
+    first_uid, count = json.loads(line.split(" ", 1)[1])
+    if not first_uid:
+        raise SystemExit("--reuse: no bench studies in that folder's database")
+    return int(first_uid[len(UID_ROOT) :].split(".")[0]), count
 
 
 def time_queries(
@@ -385,7 +403,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep temp dir and database")
     parser.add_argument("--tmpdir", help="base folder for data and both servers' storage")
+    parser.add_argument(
+        "--reuse", metavar="DIR", help="time again over a --keep run's folder (and database)"
+    )
     args = parser.parse_args(argv)
+    if args.reuse:
+        args.keep = True  # never delete what is reused
+        args.orthanc_max = 0
     args.sizes = args.sizes or ("1000,3000" if args.quick else "1000,10000,100000")
     args.requests = args.requests or (40 if args.quick else 200)
     try:
@@ -408,21 +432,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not shutil.which(ORTHANC):
         raise SystemExit(f"{ORTHANC} not found: apt-get install orthanc orthanc-dicomweb")
     check_encoder()
-    base = Path(tempfile.mkdtemp(prefix="readingroom-qido-", dir=args.tmpdir))
+    if args.reuse:
+        base = Path(args.reuse).resolve()
+    else:
+        base = Path(tempfile.mkdtemp(prefix="readingroom-qido-", dir=args.tmpdir))
+        (base / "readingroom").mkdir()
+    env = readingroom_env(base / "readingroom", args.database_url)
+    if args.reuse:
+        run_id, loaded = kept_run(env)
+        args.size_list = [loaded]
+    else:
+        run_id, loaded = random.SystemRandom().randrange(10**8, 10**9), 0
     print(f"working in {base}; load average {load_average()}", flush=True)
     children = Children()
     clients: list[HttpClient] = []
     started = time.monotonic()
-    run_id = random.SystemRandom().randrange(10**8, 10**9)
     qs = queries(args.seed, run_id)
     try:
         with terminate_on_signals():
-            if args.database_url:
-                recreate_database(args.database_url)
-            data_dir = base / "readingroom"
-            data_dir.mkdir()
-            env = readingroom_env(data_dir, args.database_url)
-            migrate(env)
+            if not args.reuse:
+                if args.database_url:
+                    recreate_database(args.database_url)
+                migrate(env)
             tokens = {USERS[0][0]: bench_admin_token(env), **reader_tokens(env)}
             orthanc_proc = start_orthanc_process(
                 children, base / "orthanc", base / "orthanc.log", plugins=["libOrthancDicomWeb.so"]
@@ -431,10 +462,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             clients.append(oc)
             orthanc = Orthanc(oc)
             results: list[SizeResult] = []
-            loaded = 0
             load_notes: list[str] = []
+            if args.reuse:
+                load_notes.append(f"ReadingRoom: {loaded:,d} studies kept in {base} (--reuse)")
             for size in args.size_list:
-                stats = run_loader(children, env, base / "loader.log", args, loaded, size, run_id)
+                if size == loaded:  # --reuse: nothing to load
+                    stats = {"service": 0, "verified": 0, "bulk": 0}
+                else:
+                    log = base / "loader.log"
+                    stats = run_loader(children, env, log, args, loaded, size, run_id)
                 parts = []
                 if stats["service"]:
                     n = stats["service"]
@@ -455,10 +491,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"{n:,d} studies ({stats.get('bulk_instances', 0):,d} instances) in bulk "
                         f"in {stats['bulk_s']:.1f} s ({n / stats['bulk_s']:.0f} studies/s)"
                     )
-                note = f"ReadingRoom {loaded:,d}->{size:,d}: " + "; ".join(parts)
+                if parts:
+                    note = f"ReadingRoom {loaded:,d}->{size:,d}: " + "; ".join(parts)
+                    load_notes.append(note)
+                    print("  " + note, flush=True)
                 loaded = size
-                load_notes.append(note)
-                print("  " + note, flush=True)
                 with_orthanc = False
                 if size <= args.orthanc_max:
                     needed = size - orthanc.loaded

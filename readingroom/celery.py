@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import beat_init, worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
 
@@ -20,3 +20,12 @@ def _close_pools_before_fork(**kwargs) -> None:
     from readingroom.db_pool import close_pools
 
     close_pools()
+
+
+@beat_init.connect
+def _statistics_at_start(**kwargs) -> None:
+    """An interval entry first runs one interval after beat starts: a SQLite archive would be
+    planned without statistics for its first hour (readingroom/sqlite_stats.py)."""
+    from readingroom.tasks import sqlite_statistics
+
+    sqlite_statistics.delay()

@@ -7,8 +7,9 @@ facility for each row: an echo-only reader's `limit=100` QIDO search took 9-19 s
 studies. With statistics gathered by `ANALYZE` under `analysis_limit=1000` (0.02 s at that
 size, whatever the size: it samples) the same searches took 5-33 ms (2026-12-07, in-process).
 
-`manage.py serve` refreshes them at start and then every STATISTICS_INTERVAL seconds from
-its sweep thread. PostgreSQL's autovacuum keeps its own statistics: nothing to do there.
+`manage.py serve` refreshes them at start and then every SQLITE_STATISTICS_INTERVAL seconds
+from its sweep thread; with REDIS_URL set, Celery beat does (readingroom/tasks.py).
+PostgreSQL's autovacuum keeps its own statistics: nothing to do there.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 log = logging.getLogger(__name__)
 
-STATISTICS_INTERVAL = 3600.0
 ANALYSIS_LIMIT = 1000  # rows sampled per index: bounded time, and so a bounded write lock
 
 

@@ -32,3 +32,57 @@ def test_statistics_are_gathered_on_sqlite_only():
         rows = cursor.fetchall()
     # One row per index of the study table, the first number being the rows counted.
     assert rows and all(int(stat.split()[0]) == 3 for _tbl, _idx, stat in rows)
+
+
+def _statistics_rows() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        if not cursor.fetchone()[0]:
+            return 0
+        cursor.execute("SELECT count(*) FROM sqlite_stat1")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_gathers_statistics_at_start_even_soon_after_boot(monkeypatch):
+    """The sweep thread's first turn refreshes them, committed for every connection. The
+    monotonic clock counts from boot: on a machine up for less than the interval, a loop that
+    started its clock at 0.0 skipped the first refresh for up to an hour."""
+    import threading
+
+    from readingroom.management.commands import serve
+
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL keeps its own statistics")
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    assert _statistics_rows() == 0
+    monkeypatch.setattr(serve.time, "monotonic", lambda: 60.0)  # up for a minute
+    stop = threading.Event()
+    stop.set()  # one turn: the refresh, then the loop sees the stop before the sweeps
+    serve._sweep_loop(stop)
+    assert _statistics_rows() > 0
+
+
+@pytest.mark.django_db
+def test_beat_refreshes_statistics_hourly_and_at_its_start():
+    """With REDIS_URL set there is no sweep thread: beat runs the task every interval and sends
+    it once as it starts (an interval entry would first run an hour later)."""
+    from django.conf import settings
+
+    from readingroom.celery import _statistics_at_start
+    from readingroom.tasks import sqlite_statistics
+
+    entry = settings.CELERY_BEAT_SCHEDULE["readingroom.sqlite_statistics"]
+    assert entry == {
+        "task": "readingroom.sqlite_statistics",
+        "schedule": settings.SQLITE_STATISTICS_INTERVAL,
+    }
+    assert sqlite_statistics.name == entry["task"]
+    if connection.vendor != "sqlite":
+        assert sqlite_statistics() is False
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    _statistics_at_start()  # embedded defaults: eager, so it has run on return
+    assert _statistics_rows() > 0

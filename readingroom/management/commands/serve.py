@@ -21,7 +21,7 @@ from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
-from readingroom.sqlite_stats import STATISTICS_INTERVAL, refresh_statistics
+from readingroom.sqlite_stats import refresh_statistics
 from reports.services import escalate_overdue, retry_outputs
 from worklist.notifications import sweep as worklist_sweep
 
@@ -81,10 +81,14 @@ class Command(BaseCommand):
 def _sweep_loop(stop: threading.Event) -> None:
     from django.db import connections
 
-    analysed = 0.0
+    # None, not 0.0: the monotonic clock counts from boot, so on a machine up for less than
+    # the interval a 0.0 start skipped the first refresh, and a freshly loaded archive
+    # was planned without statistics for up to an hour (an echo reader's search took 33 s).
+    analysed: float | None = None
+    interval = settings.SQLITE_STATISTICS_INTERVAL
     while True:
         try:
-            if time.monotonic() - analysed >= STATISTICS_INTERVAL:
+            if analysed is None or time.monotonic() - analysed >= interval:
                 refresh_statistics()  # first at start: the planner needs them (sqlite_stats.py)
                 analysed = time.monotonic()
         except Exception:

@@ -1,0 +1,15 @@
+"""Project-wide periodic tasks that belong to no app."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .sqlite_stats import refresh_statistics
+
+
+@shared_task(name="readingroom.sqlite_statistics")
+def sqlite_statistics() -> bool:
+    """Beat's hourly (and at its start) statistics refresh, for a SQLite database served with
+    REDIS_URL set; on embedded defaults `manage.py serve`'s sweep thread does it instead, and
+    on PostgreSQL it does nothing (autovacuum analyses)."""
+    return refresh_statistics()
