@@ -407,3 +407,24 @@ def test_failed_put_keeps_the_good_copy_already_at_the_key(tmp_path, monkeypatch
     storage.put(KEY, OTHER)
     assert storage.path(KEY).read_bytes() == OTHER
     assert temp_files(storage.root) == []
+
+
+def test_start_up_removes_every_stray_temp_file_and_nothing_else(tmp_path):
+    """What an interrupted write leaves, at any depth of the tree, goes; stored files, and
+    names that merely contain the prefix, stay."""
+    storage = FileSystemStorage(tmp_path / "store")
+    storage.put(KEY, GOOD)
+    study_folder = storage.path(KEY).parent
+    strays = [
+        study_folder / f"{TEMP_PREFIX}a1b2",
+        study_folder.parent / f"{TEMP_PREFIX}c3d4",
+        storage.root / f"{TEMP_PREFIX}e5f6",
+    ]
+    for stray in strays:
+        stray.write_bytes(b"partial")
+    kept = study_folder / f"note{TEMP_PREFIX}x"
+    kept.write_bytes(b"not a temp file")
+    assert storage.remove_stray_temp_files() == 3
+    assert temp_files(storage.root) == []
+    assert storage.path(KEY).read_bytes() == GOOD and kept.exists()
+    assert storage.remove_stray_temp_files() == 0
