@@ -149,7 +149,10 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+        # Open connections kept for the next request (readingroom/sqlite_pooled/base.py).
+        "pool": envbool("DATABASE_POOL", True),
     }
+    _db["ENGINE"] = "readingroom.sqlite_pooled"
     _db["TEST"] = {"NAME": str(DATA_DIR / "test-readingroom.sqlite3")}
 else:
     _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME", "test_readingroom")

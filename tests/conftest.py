@@ -48,7 +48,7 @@ def require_tool(name: str) -> str:
 def test_database_url() -> str:
     """The URL a child process uses to reach the test database pytest-django created."""
     db = django_settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    if "sqlite" in db["ENGINE"]:
         return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
