@@ -50,10 +50,10 @@ Usage:
                                    [--orthanc-max 10000] [--service-all] [--keep]
 
 With --database-url the database is dropped and created at start and dropped at the end
-(unless --keep or --reuse); --reuse DIR times the searches again over what a --keep run left in
-DIR (its folder, and the database of --database-url): the loaded size, no loading, no Orthanc.
-After each bulk load PostgreSQL gets ANALYZE (what autovacuum would do
-within a minute); on SQLite `manage.py serve` gathers statistics itself at start
+(unless --keep or --reuse); --reuse DIR times the searches again over what a --keep run left
+in DIR (its folder, and the database of --database-url): the loaded size, no loading, no
+Orthanc. After each bulk load PostgreSQL gets ANALYZE (what autovacuum would do within a
+minute); on SQLite `manage.py serve` gathers statistics itself at start
 (readingroom/sqlite_stats.py).
 """
 
@@ -177,20 +177,24 @@ class SizeResult:
     orthanc: dict[str, Timing] | None  # None: Orthanc not loaded to this size
 
 
+def shell_result(script: str, tag: str, env: dict[str, str], timeout: float):
+    """The JSON a `manage.py shell` script printed after `tag` on a line of its own."""
+    out = run_checked([PYTHON, str(ROOT / "manage.py"), "shell", "-c", script], env, timeout)
+    line = next(x for x in out.splitlines() if x.startswith(f"{tag} "))
+    return json.loads(line.split(" ", 1)[1])
+
+
 def reader_tokens(env: dict[str, str]) -> dict[str, str]:
     """API tokens of the readers in USERS, each in a reading group of its own."""
     readers = [(label, modalities) for label, modalities in USERS if modalities is not None]
-    argv = [PYTHON, str(ROOT / "manage.py"), "shell", "-c", READERS]
-    out = run_checked(argv, {**env, "BENCH_READERS": json.dumps(readers)}, timeout=120)
-    line = next(x for x in out.splitlines() if x.startswith("READER-TOKENS "))
-    return json.loads(line.split(" ", 1)[1])
+    return shell_result(
+        READERS, "READER-TOKENS", {**env, "BENCH_READERS": json.dumps(readers)}, 120
+    )
 
 
 def kept_run(env: dict[str, str]) -> tuple[int, int]:
     """Run id and study count of the studies a --keep run left (ids are in the study UIDs)."""
-    out = run_checked([PYTHON, str(ROOT / "manage.py"), "shell", "-c", KEPT_RUN], env, timeout=300)
-    line = next(x for x in out.splitlines() if x.startswith("KEPT-RUN "))
-    first_uid, count = json.loads(line.split(" ", 1)[1])
+    first_uid, count = shell_result(KEPT_RUN, "KEPT-RUN", env, 300)
     if not first_uid:
         raise SystemExit("--reuse: no bench studies in that folder's database")
     return int(first_uid[len(UID_ROOT) :].split(".")[0]), count

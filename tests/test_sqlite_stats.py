@@ -34,6 +34,12 @@ def test_statistics_are_gathered_on_sqlite_only():
     assert rows and all(int(stat.split()[0]) == 3 for _tbl, _idx, stat in rows)
 
 
+def _drop_statistics() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    assert _statistics_rows() == 0
+
+
 def _statistics_rows() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
@@ -54,9 +60,7 @@ def test_serve_gathers_statistics_at_start_even_soon_after_boot(monkeypatch):
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL keeps its own statistics")
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS sqlite_stat1")
-    assert _statistics_rows() == 0
+    _drop_statistics()
     monkeypatch.setattr(serve.time, "monotonic", lambda: 60.0)  # up for a minute
     stop = threading.Event()
     stop.set()  # one turn: the refresh, then the loop sees the stop before the sweeps
@@ -82,7 +86,6 @@ def test_beat_refreshes_statistics_hourly_and_at_its_start():
     if connection.vendor != "sqlite":
         assert sqlite_statistics() is False
         return
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS sqlite_stat1")
+    _drop_statistics()
     _statistics_at_start()  # embedded defaults: eager, so it has run on return
     assert _statistics_rows() > 0

@@ -11,7 +11,8 @@ A connection goes back to the pool only outside any transaction or atomic block,
 IDLE_PER_FILE per database file and process; one taken from it gets foreign keys switched
 back on (a migration may have switched them off) and Django's usual autocommit set-up. A
 forked child (DICOM workers) never takes its parent's connections: the pool is keyed by
-process id, as readingroom/sqlite_wal.py keys its keepers.
+process id, as readingroom/sqlite_wal.py keys its keepers (which still keep the WAL alive
+with DATABASE_POOL=0).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ _idle: dict[tuple[int, str], list[sqlite3.Connection]] = {}
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         connection = self._take() if self._pooled() else None
-        return connection or super().get_new_connection(conn_params)
+        if connection is None:
+            connection = super().get_new_connection(conn_params)
+        return connection
 
     def _close(self) -> None:
         connection = self.connection
@@ -46,9 +49,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         super()._close()
 
     def _pooled(self) -> bool:
-        return bool(self.settings_dict.get("OPTIONS", {}).get("pool")) and not (
-            self.is_in_memory_db()
-        )
+        wanted = bool(self.settings_dict.get("OPTIONS", {}).get("pool"))
+        return wanted and not self.is_in_memory_db()
 
     def _key(self) -> tuple[int, str]:
         return os.getpid(), str(self.settings_dict["NAME"])
