@@ -17,6 +17,10 @@ from django.conf import settings
 
 UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
 TEMP_PREFIX = ".tmp-"
+# Where every write starts: one folder, so start-up finds what a crash left by listing it
+# instead of walking the whole tree (208,000 folders at 100,000 studies: 7 s warm, 40 s cold,
+# before the SCP listened). Never a key's folder: keys start with a UID's digit.
+TEMP_FOLDER = ".tmp"
 
 
 def is_valid_uid(value: str) -> bool:
@@ -42,11 +46,13 @@ class Storage(Protocol):
 
 
 class FileSystemStorage:
-    """Durable writes: temp file in the target folder, fsync, atomic rename, fsync the folder."""
+    """Durable writes: temp file in the temp folder, fsync, atomic rename into the key's
+    folder (the same file system), fsync that folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.temp_folder = self.root / TEMP_FOLDER
+        self.temp_folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/") or "\\" in key:
@@ -63,7 +69,7 @@ class FileSystemStorage:
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
             _fsync_dir(folder.parent)
-        temp = folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        temp = self.temp_folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             for part in parts:
@@ -92,15 +98,13 @@ class FileSystemStorage:
         self.path(key).unlink(missing_ok=True)
 
     def remove_stray_temp_files(self) -> int:
-        """Delete temp files an interrupted write left behind. Run at start-up only, before
-        the SCP listens, so the walk is the archive's start-up time: os.walk rather than
-        Path.rglob, which took 34 s against 7 s over 100,000 studies' 208,000 folders
-        (warm cache, 2026-12-07)."""
+        """Delete temp files an interrupted write left behind. Run at start-up, before the
+        SCP listens: a listing of the temp folder, whatever the archive's size."""
         removed = 0
-        for folder, _subfolders, names in os.walk(self.root):
-            for name in names:
-                if name.startswith(TEMP_PREFIX):
-                    Path(folder, name).unlink(missing_ok=True)
+        with os.scandir(self.temp_folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                    Path(entry.path).unlink(missing_ok=True)
                     removed += 1
         return removed
 

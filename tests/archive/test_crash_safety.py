@@ -32,7 +32,13 @@ from pynetdicom.sop_class import CTImageStorage, Verification
 
 from archive.dicomfile import split_part10
 from archive.models import Instance
-from archive.storage import TEMP_PREFIX, FileSystemStorage, get_storage, instance_key
+from archive.storage import (
+    TEMP_FOLDER,
+    TEMP_PREFIX,
+    FileSystemStorage,
+    get_storage,
+    instance_key,
+)
 from tests.conftest import ROOT, child_env, free_port, wait_for
 from tests.factories import dataset_sha256, write_copies
 
@@ -258,12 +264,11 @@ def test_sigkill_mid_transfer_loses_no_acknowledged_instance(
             on_fragment.arm(server.proc.pid, after=12)
         else:
             final_name = final_key.rsplit("/", 1)[1]
-            matches = (
-                (lambda name: name.startswith(TEMP_PREFIX))
-                if kill_point == "temp_file_written"
-                else (lambda name: name == final_name)
-            )
-            on_file = KillOnFile(server.proc.pid, (root / final_key).parent, matches)
+            if kill_point == "temp_file_written":
+                watched, matches = root / TEMP_FOLDER, (lambda name: name.startswith(TEMP_PREFIX))
+            else:
+                watched, matches = (root / final_key).parent, (lambda name: name == final_name)
+            on_file = KillOnFile(server.proc.pid, watched, matches)
             on_file.start()
         status = assoc.send_c_store(in_flight_path)
         if status.get("Status") == 0x0000:
@@ -409,22 +414,31 @@ def test_failed_put_keeps_the_good_copy_already_at_the_key(tmp_path, monkeypatch
     assert temp_files(storage.root) == []
 
 
-def test_start_up_removes_every_stray_temp_file_and_nothing_else(tmp_path):
-    """What an interrupted write leaves, at any depth of the tree, goes; stored files, and
-    names that merely contain the prefix, stay."""
+def test_writes_start_in_the_temp_folder_and_start_up_empties_it(tmp_path, monkeypatch):
+    """A write is a temp file in the one temp folder until its rename, so start-up clears
+    what a crash left by listing that folder; stored files, and names that merely contain
+    the prefix, stay."""
     storage = FileSystemStorage(tmp_path / "store")
+    seen_while_writing = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd: int) -> None:
+        seen_while_writing.append(sorted(os.listdir(storage.temp_folder)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_and_look)
     storage.put(KEY, GOOD)
-    study_folder = storage.path(KEY).parent
-    strays = [
-        study_folder / f"{TEMP_PREFIX}a1b2",
-        study_folder.parent / f"{TEMP_PREFIX}c3d4",
-        storage.root / f"{TEMP_PREFIX}e5f6",
-    ]
+    monkeypatch.undo()
+    # The data's fsync saw it there (the folders' fsyncs, before and after, saw nothing).
+    assert [names for names in seen_while_writing if names] == [[seen_while_writing[1][0]]]
+    assert seen_while_writing[1][0].startswith(TEMP_PREFIX)
+    assert os.listdir(storage.temp_folder) == []
+    strays = [storage.temp_folder / f"{TEMP_PREFIX}a1b2", storage.temp_folder / f"{TEMP_PREFIX}c3"]
     for stray in strays:
         stray.write_bytes(b"partial")
-    kept = study_folder / f"note{TEMP_PREFIX}x"
+    kept = storage.path(KEY).parent / f"note{TEMP_PREFIX}x"
     kept.write_bytes(b"not a temp file")
-    assert storage.remove_stray_temp_files() == 3
+    assert storage.remove_stray_temp_files() == 2
     assert temp_files(storage.root) == []
     assert storage.path(KEY).read_bytes() == GOOD and kept.exists()
     assert storage.remove_stray_temp_files() == 0
