@@ -20,7 +20,7 @@ from identity.services import Demographics, resolve_patient_record
 from readingroom.compiled_query import CompiledQuery
 
 from .dicomfile import DicomFileError, Header, part10_prefix, read_header
-from .models import Instance, InstanceVersion, Series, Study
+from .models import Instance, InstanceVersion, Series, Study, StudyModality
 from .signals import instance_replaced
 from .storage import get_storage, instance_key, is_valid_uid
 
@@ -468,6 +468,13 @@ def _study_for(header: Header, record, source: IngestSource, now) -> Study:
             updates[field] = "\\".join([*values, value])[:200]
     if updates:
         Study.objects.filter(pk=study.pk).update(**updates)
+    if "modalities_in_study" in updates:
+        # The index a ModalitiesInStudy search walks (models.StudyModality).
+        StudyModality.objects.get_or_create(
+            study=study,
+            modality=header.modality,
+            defaults={"study_date": study.study_date, "study_time": study.study_time},
+        )
     return study
 
 

@@ -107,7 +107,7 @@ class Loader:
         from django.utils import timezone
 
         from archive.dicomfile import part10_prefix, read_header, split_part10
-        from archive.models import Instance, Series, Study, StudyArrival
+        from archive.models import Instance, Series, Study, StudyArrival, StudyModality
         from archive.services import _instance_fields
         from archive.storage import get_storage, instance_key
 
@@ -183,6 +183,16 @@ class Loader:
                         )
                     )
             series_rows = Series.objects.bulk_create(series_rows)
+            StudyModality.objects.bulk_create(
+                StudyModality(
+                    study=study,
+                    modality=code,
+                    study_date=study.study_date,
+                    study_time=study.study_time,
+                )
+                for study, (_spec, items) in zip(studies, parsed, strict=True)
+                for code in dict.fromkeys(i[0].modality for i in items if i[0].modality)
+            )
             instances = []
             flat = [item for _spec, items in parsed for item in items]
             for series, (h, ts, sha256, key, size) in zip(series_rows, flat, strict=True):
@@ -244,6 +254,9 @@ class Loader:
                     }
                     for i in instances
                 ],
+                "modalities": sorted(
+                    study.modality_entries.values_list("modality", "study_date", "study_time")
+                ),
                 "arrivals": [
                     (a.reason, a.instance_count, a.attempts, a.processed_at is not None)
                     for a in study.arrivals.all()

@@ -73,9 +73,15 @@ class Query:
     fuzzy: bool = False
     warnings: list[str] = field(default_factory=list)
     truncated_limit: bool = False
+    # The one code of a study search's ModalitiesInStudy: matched, and the page ordered,
+    # through that code's entries of the StudyModality index (see STUDY_MODALITY_ORDER).
+    modality: str | None = None
 
     def apply(self, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(self.condition)
+        matches = queryset.filter(self.condition)
+        if self.modality is not None:
+            matches = matches.filter(modality_entries__modality=self.modality)
+        return matches
 
 
 def parse(params: QueryDict, level: Level, scope: Level | None = None) -> Query:
@@ -128,6 +134,11 @@ def parse(params: QueryDict, level: Level, scope: Level | None = None) -> Query:
         value = ",".join(values) if attribute.match == Match.UID else values[0]
         if value == "":
             continue  # universal matching: return it, match everything
+        if attribute.match == Match.MODALITIES and level == Level.STUDY:
+            codes = _modality_codes(value)
+            if len(codes) == 1:
+                query.modality = codes[0]
+                continue
         query.condition &= _condition(attribute, value, level, query.fuzzy)
     query.include = list(include.values())
     return query
@@ -254,7 +265,9 @@ def _time(text: str, keyword: str, end: bool) -> datetime.time:
 
 
 def _modalities(study_prefix: str, value: str) -> Q:
-    """Studies whose ModalitiesInStudy, as QIDO returns it, holds one of the codes.
+    """Studies whose ModalitiesInStudy, as QIDO returns it, holds one of the codes: a list of
+    codes at the study level, or any ModalitiesInStudy of a series or instance search (one
+    code at the study level goes through the StudyModality index instead, see parse()).
 
     Matched on the study's own '\\'-separated value (ingest adds every instance's Modality
     to it) rather than with EXISTS over its series: a test of the row itself, which PostgreSQL
@@ -262,12 +275,17 @@ def _modalities(study_prefix: str, value: str) -> Q:
     them: a reader whose agreement covers echo only searched ModalitiesInStudy=NM in ~190 ms
     at 100,000 studies, ~33 ms now (PostgreSQL, in-process; bench/qido.py over HTTP).
     """
-    modalities = [m.strip() for m in re.split(r"[,\\]", value) if m.strip()]
-    if not modalities or any(not re.fullmatch(r"[A-Z0-9_ ]{1,16}", m) for m in modalities):
-        raise QueryError("ModalitiesInStudy must be modality codes, e.g. CT or CT,MR")
+    modalities = _modality_codes(value)
     padded = Concat(
         Value("\\"), F(f"{study_prefix}modalities_in_study"), Value("\\"), output_field=CharField()
     )
     # The codes hold no wildcard: DicomLike only adds the '*' around the separators.
     matches = [Q(DicomLike(padded, f"*\\{m}\\*")) for m in modalities]
     return functools.reduce(operator.or_, matches)
+
+
+def _modality_codes(value: str) -> list[str]:
+    modalities = [m.strip() for m in re.split(r"[,\\]", value) if m.strip()]
+    if not modalities or any(not re.fullmatch(r"[A-Z0-9_ ]{1,16}", m) for m in modalities):
+        raise QueryError("ModalitiesInStudy must be modality codes, e.g. CT or CT,MR")
+    return list(dict.fromkeys(modalities))

@@ -33,6 +33,14 @@ ENTERPRISE_ISSUER = "READINGROOM"
 ONLINE = {"vr": "CS", "Value": ["ONLINE"]}
 
 STUDY_ORDER = ("-study_date", "-study_time", "-id")
+# The same order read off the StudyModality entry a one-code ModalitiesInStudy search joins
+# (the study's own date and time, copied), so the database walks that code's index entries
+# newest first and stops at the page instead of testing every study's codes.
+STUDY_MODALITY_ORDER = (
+    "-modality_entries__study_date",
+    "-modality_entries__study_time",
+    "-modality_entries__study_id",
+)
 SERIES_ORDER = ("study_id", "series_number", "id")
 INSTANCE_ORDER = ("series__study_id", "series_id", "instance_number", "id")
 
@@ -62,7 +70,8 @@ def instance_url(base: str, instance: Instance) -> str:
 
 
 def search_studies(visible: QuerySet, query: Query, base: str) -> list[dict]:
-    page = _page(query.apply(visible), STUDY_ORDER, query)
+    order = STUDY_MODALITY_ORDER if query.modality is not None else STUDY_ORDER
+    page = _page(query.apply(visible), order, query)
     rows = Study.objects.filter(pk__in=page).order_by(*STUDY_ORDER)
     rows = rows.annotate(**{N_SERIES: _series_count("pk"), N_INSTANCES: _instance_count("pk")})
     uid, person = "study_instance_uid", "patient_record__person_id"

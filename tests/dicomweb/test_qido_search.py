@@ -141,7 +141,8 @@ def test_json_is_what_the_model_says(tech, riverside):
 
 def plan(query_string: str) -> str:
     query = parse(QueryDict(query_string), Level.STUDY)
-    page = search._page(query.apply(Study.objects.all()), search.STUDY_ORDER, query)
+    order = search.STUDY_MODALITY_ORDER if query.modality else search.STUDY_ORDER
+    page = search._page(query.apply(Study.objects.all()), order, query)
     sql, params = page.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
@@ -157,6 +158,58 @@ def test_newest_first_and_date_ranges_read_the_order_index():
         text = plan(query_string)
         assert "study_qido_order" in text, text
         assert "TEMP B-TREE" not in text, text
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan text")
+@pytest.mark.django_db
+def test_one_modality_walks_that_modality_index_in_order():
+    """ModalitiesInStudy=NM reads the NM entries of the StudyModality index newest first and
+    stops at the page: neither a walk of every study testing its codes nor a sort."""
+    text = plan("ModalitiesInStudy=NM&limit=100")
+    assert "studymodality_qido_order (modality=?)" in text, text
+    assert "TEMP B-TREE" not in text, text
+    assert "study_qido_order" not in text, text
+
+
+def test_one_modality_pages_like_the_study_order(tech, riverside):
+    """A one-code search (the StudyModality index) answers the same studies in the same order,
+    page by page, as the same code matched on the study's own value (the path a list of codes
+    takes): newest study date and time first, then the newest row."""
+    dates = ["20240105", "20190301", "20240105", "", "20210720", "20240105"]
+    times = ["101500", "090000", "101500", "", "235959", "083000"]
+    for n, (date, time) in enumerate(zip(dates, times, strict=True), start=1):
+        ingest(ct(n, 1, 1, StudyDate=date, StudyTime=time), riverside)
+        if n % 2:
+            ingest(ct(n, 2, 1, Modality="NM", StudyDate=date, StudyTime=time), riverside)
+    ingest(ct(99, 1, 1, Modality="MR"), riverside)
+
+    def page(value: str, offset: int, limit: int) -> list[str]:
+        params = {"ModalitiesInStudy": value, "offset": offset, "limit": limit}
+        return [i["0020000D"]["Value"][0] for i in tech.get("/dicomweb/studies", params).json()]
+
+    # 'ZZ' matches nothing: with it the list takes the study's own value.
+    assert page("CT", 0, 10) == page("CT,ZZ", 0, 10)
+    assert len(page("CT", 0, 10)) == 6
+    assert page("CT", 2, 3) == page("CT,ZZ", 2, 3) == page("CT", 0, 10)[2:5]
+    assert page("NM", 0, 10) == page("NM,ZZ", 0, 10)
+    assert sorted(page("NM", 0, 10)) == [uid(1), uid(3), uid(5)]
+    assert page("MR", 0, 10) == [uid(99)]
+
+
+def test_ingest_keeps_one_index_entry_per_code(riverside):
+    """Each new code of a study adds one StudyModality entry with the study's date and time;
+    more series or instances of a code already there add none."""
+    ingest(ct(1, 1, 1, StudyDate="20230405", StudyTime="071500"), riverside)
+    ingest(ct(1, 1, 2), riverside)
+    ingest(ct(1, 2, 1, Modality="SR"), riverside)
+    ingest(ct(1, 3, 1, Modality="SR"), riverside)
+    study = Study.objects.get(study_instance_uid=uid(1))
+    entries = study.modality_entries.order_by("pk")
+    assert [(e.modality, str(e.study_date), str(e.study_time)) for e in entries] == [
+        ("CT", "2023-04-05", "07:15:00"),
+        ("SR", "2023-04-05", "07:15:00"),
+    ]
+    assert study.modality_list == ["CT", "SR"]
 
 
 def test_modalities_in_study_matches_whole_codes_of_any_series(tech, riverside):
