@@ -136,23 +136,33 @@ def keyword_of(name: str) -> str | None:
 def as_json(attribute: Attribute, value: object) -> dict:
     """One attribute in the DICOM JSON model (PS3.18 F.2) from the column's raw value (what
     `.values()` returns): empty values carry only the VR."""
-    if value is None or value == "":
-        return {"vr": attribute.vr}
-    if attribute.multi:
-        values = [v for v in str(value).split("\\") if v]
-        if not values:
-            return {"vr": attribute.vr}
-        return {"vr": attribute.vr, "Value": [_ENCODE.get(attribute.vr, str)(v) for v in values]}
-    return {"vr": attribute.vr, "Value": [_ENCODE.get(attribute.vr, str)(value)]}
+    return json_encoder(attribute)(value)
 
 
+def json_encoder(attribute: Attribute) -> Callable[[object], dict]:
+    """as_json for one attribute, with its VR's encoder looked up once: a search encodes the
+    same attributes for every row of its page."""
+    vr, encode, multi = attribute.vr, _ENCODE.get(attribute.vr, str), attribute.multi
+
+    def encoded(value: object) -> dict:
+        if value is None or value == "":
+            return {"vr": vr}
+        if multi:
+            values = [encode(v) for v in str(value).split("\\") if v]
+            return {"vr": vr, "Value": values} if values else {"vr": vr}
+        return {"vr": vr, "Value": [encode(value)]}
+
+    return encoded
+
+
+# isoformat, not strftime: a third of the time, and a 100-row search encodes 300 of these.
 def _time(value: datetime.time) -> str:
-    text = value.strftime("%H%M%S")
-    return f"{text}.{value.microsecond:06d}" if value.microsecond else text
+    """HHMMSS, with .FFFFFF when there are microseconds."""
+    return value.isoformat().replace(":", "")
 
 
 def _date(value: datetime.date) -> str:
-    return value.strftime("%Y%m%d")
+    return value.isoformat().replace("-", "")
 
 
 def _person_name(value: object) -> dict:

@@ -20,7 +20,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from archive.models import Instance, Series, Study
 from identity.models import enterprise_id_for
 
-from .attributes import PATH_PREFIX, Level, as_json
+from .attributes import PATH_PREFIX, Level, json_encoder
 from .query import Query
 
 TAG_RETRIEVE_URL = "00081190"
@@ -168,7 +168,8 @@ class _Plan:
 
 
 def _entry(attribute, key: str) -> Producer:
-    return lambda row: as_json(attribute, row[key])
+    encode = json_encoder(attribute)
+    return lambda row: encode(row[key])
 
 
 def _number(key: str) -> Producer:

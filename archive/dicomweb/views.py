@@ -8,10 +8,10 @@ produced, 415 for a body that is not what STOW-RS takes.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 
+import orjson
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -137,9 +137,8 @@ def _instance_list(
 
 
 def _json(payload, status: int = 200, headers: dict | None = None) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(payload, separators=(",", ":")), status=status, content_type=DICOM_JSON
-    )
+    # orjson: UTF-8 out, and NaN or infinity become null, never the invalid JSON `NaN`.
+    response = HttpResponse(orjson.dumps(payload), status=status, content_type=DICOM_JSON)
     for name, value in (headers or {}).items():
         response[name] = value
     return response

@@ -4,13 +4,15 @@ own, and the index the newest-first order and the date ranges rely on."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 from django.db import connection
 from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 
 from archive.dicomweb import search
-from archive.dicomweb.attributes import Level
+from archive.dicomweb.attributes import Level, as_json, attributes_for
 from archive.dicomweb.query import parse
 from archive.models import Study
 from identity.models import PatientRecord
@@ -234,3 +236,17 @@ def test_modalities_in_study_matches_whole_codes_of_any_series(tech, riverside):
     # Series of the studies that hold an SR (QIDO's study-level key at the series level).
     items = tech.get("/dicomweb/series", {"ModalitiesInStudy": "SR"}).json()
     assert sorted(i["0020000E"]["Value"][0] for i in items) == [uid(1, 1), uid(1, 2)]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("StudyDate", datetime.date(2024, 1, 5), "20240105"),
+        ("StudyDate", datetime.date(999, 12, 31), "09991231"),
+        ("StudyTime", datetime.time(10, 15), "101500"),
+        ("StudyTime", datetime.time(0, 0, 0, 120), "000000.000120"),
+    ],
+)
+def test_dates_and_times_are_encoded_as_dicom_da_and_tm(keyword, value, expected):
+    attribute = attributes_for(Level.STUDY)[keyword]
+    assert as_json(attribute, value) == {"vr": attribute.vr, "Value": [expected]}
