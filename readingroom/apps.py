@@ -12,6 +12,7 @@ class ReadingRoomConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
+        from . import checks  # noqa: F401  (registers the system checks)
         from .sqlite_wal import keep_wal_open
 
         connection_created.connect(keep_wal_open, dispatch_uid="readingroom.sqlite_wal")
