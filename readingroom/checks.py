@@ -5,13 +5,15 @@ Why: QIDO searches and the master patient index rely on the planner's statistics
 PostgreSQL autovacuum gathers them; with it off they stay those of an empty database and
 plans go wrong as tables grow: on a PostgreSQL with autovacuum off, match_record took
 0.3-0.5 s per record at 50,000 records, 0.01 s after one ANALYZE (bench/qido_loader.py,
-2026-12-08). Embedded SQLite gathers its own (readingroom/sqlite_stats.py).
+2026-12-08). readingroom/sqlite_stats.py refreshes statistics where nothing else does.
 """
 
 from __future__ import annotations
 
 from django.core.checks import Tags, Warning, register
 from django.db import connections
+
+from .sqlite_stats import autovacuum_setting
 
 
 @register(Tags.database)
@@ -21,16 +23,15 @@ def postgres_autovacuum(app_configs=None, databases=None, **kwargs) -> list[Warn
         connection = connections[alias]
         if connection.vendor != "postgresql":
             continue
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW autovacuum")
-            (value,) = cursor.fetchone()
+        value = autovacuum_setting(connection)
         if value != "on":
             warnings.append(
                 Warning(
                     f"PostgreSQL autovacuum is {value} for database {alias!r}: planner "
                     "statistics go stale and searches and patient matching slow down as "
                     "tables grow.",
-                    hint="Turn autovacuum on (postgresql.conf), or run ANALYZE on a schedule.",
+                    hint="Turn autovacuum on (postgresql.conf). Until then Celery beat's "
+                    "readingroom.sqlite_statistics task runs ANALYZE hourly.",
                     id="readingroom.W001",
                 )
             )

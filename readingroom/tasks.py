@@ -10,6 +10,6 @@ from .sqlite_stats import refresh_statistics
 @shared_task(name="readingroom.sqlite_statistics")
 def sqlite_statistics() -> bool:
     """Beat's hourly (and at its start) statistics refresh, for a SQLite database served with
-    REDIS_URL set; on embedded defaults `manage.py serve`'s sweep thread does it instead, and
-    on PostgreSQL it does nothing (autovacuum analyses)."""
+    REDIS_URL set (on embedded defaults `manage.py serve`'s sweep thread does it instead), or
+    a PostgreSQL database whose autovacuum is off; with autovacuum on it does nothing."""
     return refresh_statistics()
