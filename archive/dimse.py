@@ -107,6 +107,7 @@ class StoreSCP:
     @property
     def handlers(self) -> list[tuple]:
         return [
+            (evt.EVT_REQUESTED, self.on_requested),
             (evt.EVT_ESTABLISHED, self.on_established),
             (evt.EVT_REJECTED, self.on_rejected),
             (evt.EVT_C_ECHO, self.on_echo),
@@ -116,10 +117,14 @@ class StoreSCP:
             (evt.EVT_CONN_CLOSE, self.on_close),
         ]
 
+    def on_requested(self, event: evt.Event) -> None:
+        # Before the A-ASSOCIATE-AC goes out: once it has, the sender's first C-STORE can reach
+        # the DUL thread (which logs it) before the reactor thread runs on_established.
+        _no_per_message_logging(event.assoc)
+
     def on_established(self, event: evt.Event) -> None:
         _speed_up_transport(event.assoc)
         _wake_instead_of_polling(event.assoc)
-        _no_per_message_logging(event.assoc)
         calling = event.assoc.requestor.ae_title.strip()
         node = node_for_calling_ae(calling)
         source = (
@@ -231,7 +236,7 @@ def _speed_up_transport(assoc) -> None:
 
 
 def _no_per_message_logging(assoc) -> None:
-    """Unbind pynetdicom's standard DIMSE message logging once the association is up.
+    """Unbind pynetdicom's standard DIMSE message logging as the association is requested.
 
     For every C-STORE request its handler copies the received data set (`getvalue()`, 512 KiB
     for a CT) only to log that one is present, formats a dozen lines for DEBUG and logs
