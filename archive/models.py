@@ -37,6 +37,9 @@ class Study(models.Model):
         indexes = [
             # QIDO answers newest studies first and pages through them.
             models.Index(fields=["study_date", "study_time", "id"], name="study_qido_order"),
+            # A child's studies and whose they are, without reading the rows: the policy's
+            # prior probe asks this for every study a reader's search walks past.
+            models.Index(fields=["patient_record", "organization"], name="study_record_org"),
         ]
 
     def __str__(self) -> str:

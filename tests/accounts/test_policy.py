@@ -105,6 +105,28 @@ def test_priors_follow_identity_links(world):
     assert "1.3" not in visible("reader")
 
 
+def test_a_record_linked_to_no_person_brings_no_priors(world):
+    """Priors come through the enterprise person: a record not (or no longer) linked to one
+    has none, while the reading side's own studies stay visible directly."""
+    PatientRecord.objects.filter(patient_id="HC-1").update(person=None)
+    assert visible("reader") == {"1.1", "1.2"}
+    PatientRecord.objects.filter(patient_id="RCH-1").update(person=None)
+    assert visible("reader") == {"1.1", "1.2"}
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan text")
+def test_the_prior_probe_reads_the_record_and_organisation_index(world):
+    """The probe of each walked study finds the child's other studies and their organisation
+    in one index (study_record_org), without reading those studies' rows."""
+    sql, params = visible_studies(
+        get_user_model().objects.get(username="reader")
+    ).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = "\n".join(row[3] for row in cursor.fetchall())
+    assert "COVERING INDEX study_record_org (patient_record_id=?" in plan, plan
+
+
 def test_referring_physicians_see_their_own_patients_when_allowed(world, settings):
     settings.REFERRING_SEES_UNREPORTED = True
     assert visible("referrer") == {"1.1"}
