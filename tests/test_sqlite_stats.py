@@ -65,7 +65,7 @@ def test_serve_gathers_statistics_at_start_even_soon_after_boot(monkeypatch):
     from readingroom.management.commands import serve
 
     if connection.vendor != "sqlite":
-        pytest.skip("PostgreSQL keeps its own statistics")
+        pytest.skip("serve's sweep thread runs on embedded SQLite only")
     _drop_statistics()
     monkeypatch.setattr(serve.time, "monotonic", lambda: 60.0)  # up for a minute
     stop = threading.Event()
