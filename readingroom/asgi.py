@@ -1,5 +1,6 @@
-"""ASGI entry point: HTTP through Django (rendered frames of a study already granted through the
-fast path in front of it); WebSockets through Channels (session auth, same origin only)."""
+"""ASGI entry point: HTTP through Django (its middleware chain run synchronously on reused
+threads, asgi_handler.py; rendered frames of a study already granted through the fast path in
+front of it); WebSockets through Channels (session auth, same origin only)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "readingroom.settings")
 
+import django  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
-_http = get_asgi_application()
+django.setup(set_prefix=False)
+
+from readingroom.asgi_handler import SyncChainASGIHandler  # noqa: E402
+
+_http = SyncChainASGIHandler()
 if settings.SERVE_STATIC:
     # Embedded runs (and tests' server processes) have no separate static file server.
     _http = ASGIStaticFilesHandler(_http)

@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import update_last_login
 from django.core.signals import request_started
@@ -29,15 +28,11 @@ from audit.models import Action, AuditEvent
 from identity.models import PatientRecord, Person
 from identity.services import unlink_record
 from tests.accounts.helpers import login_verified
+from tests.asgi_client import Answer, asgi_request
 from tests.conftest import wait_for
 from tests.dicomweb.conftest import ApiUser, api_user, ingest, part10
 from tests.dicomweb.test_wado import url
 from viewer.frame_cache import frame_key, get_frame_cache
-
-
-class Answer:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status, self.headers, self.body = status, headers, body
 
 
 def asgi_get(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Answer:
@@ -47,35 +42,7 @@ def asgi_get(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Ans
 async def asgi_get_async(path: str, headers: dict[str, str], host: str = "127.0.0.1") -> Answer:
     from readingroom.asgi import application
 
-    path, _, query = path.partition("?")
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": [(b"host", host.encode())]
-        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-    app = ApplicationCommunicator(application, scope)
-    await app.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await app.receive_output(timeout=30)
-    body = b""
-    while True:
-        message = await app.receive_output(timeout=30)
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    await app.wait(timeout=5)
-    heads = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    return Answer(start["status"], heads, body)
+    return await asgi_request(application, path, headers, host)
 
 
 @pytest.fixture
