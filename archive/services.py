@@ -14,6 +14,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Concat, StrIndex, Substr
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from identity.services import Demographics, resolve_patient_record
@@ -458,24 +461,41 @@ def _study_for(header: Header, record, source: IngestSource, now) -> Study:
         raise IngestRejected(
             "patient_mismatch", "Study Instance UID is already filed under another Patient ID"
         )
-    updates = {}
     for field, value in (
         ("modalities_in_study", header.modality),
         ("body_parts", header.body_part_examined),
     ):
-        values = [v for v in getattr(study, field).split("\\") if v]
-        if value and value not in values:
-            updates[field] = "\\".join([*values, value])[:200]
-    if updates:
-        Study.objects.filter(pk=study.pk).update(**updates)
-    if "modalities_in_study" in updates:
-        # The index a ModalitiesInStudy search walks (models.StudyModality).
-        StudyModality.objects.get_or_create(
-            study=study,
-            modality=header.modality,
-            defaults={"study_date": study.study_date, "study_time": study.study_time},
-        )
+        if value and value not in getattr(study, field).split("\\"):
+            added = _add_code(study.pk, field, value)
+            if added and field == "modalities_in_study":
+                # The index a ModalitiesInStudy search walks (models.StudyModality).
+                StudyModality.objects.get_or_create(
+                    study=study,
+                    modality=value,
+                    defaults={"study_date": study.study_date, "study_time": study.study_time},
+                )
     return study
+
+
+def _add_code(study_pk: int, field: str, code: str) -> bool:
+    """Append `code` to the study's backslash-separated `field` (capped at 200 characters) unless
+    it is there already; True if this call added it.
+
+    Why one UPDATE that tests and builds the value in SQL: on PostgreSQL two associations
+    adding different codes to one study (its CT and its MR series at once) both read the study
+    before either committed, and writing back a list built from that read dropped the first
+    one's code. The UPDATE waits for the other's row lock and then works on the committed row.
+    """
+    padded = Concat(Value("\\"), F(field), Value("\\"))
+    grown = Case(
+        When(**{field: ""}, then=Value(code)),
+        default=Concat(F(field), Value("\\" + code)),
+    )
+    return bool(
+        Study.objects.filter(pk=study_pk)
+        .filter(Exact(StrIndex(padded, Value(f"\\{code}\\")), 0))
+        .update(**{field: Substr(grown, 1, 200)})
+    )
 
 
 def _series_for(header: Header, study: Study) -> Series:
