@@ -87,7 +87,7 @@ def visible_studies(user) -> QuerySet:
     made PostgreSQL build every match first: at 100,000 studies a reader's `limit=100`
     search took ~110 ms in the database, and a reader whose agreement is limited to one
     modality ~100 ms for any search, one child's priors included (bench/qido.py). SQLite
-    plans the probes well only with statistics (readingroom/sqlite_stats.py).
+    plans the probes well only with statistics (readingroom/planner_stats.py).
     """
     from archive.models import Study
     from identity.models import PatientRecord

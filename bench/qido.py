@@ -54,7 +54,7 @@ With --database-url the database is dropped and created at start and dropped at 
 in DIR (its folder, and the database of --database-url): the loaded size, no loading, no
 Orthanc. After each bulk load PostgreSQL gets ANALYZE (what autovacuum would do within a
 minute); on SQLite `manage.py serve` gathers statistics itself at start
-(readingroom/sqlite_stats.py).
+(readingroom/planner_stats.py).
 """
 
 from __future__ import annotations

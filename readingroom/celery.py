@@ -25,7 +25,7 @@ def _close_pools_before_fork(**kwargs) -> None:
 @beat_init.connect
 def _statistics_at_start(**kwargs) -> None:
     """An interval entry first runs one interval after beat starts: a SQLite archive would be
-    planned without statistics for its first hour (readingroom/sqlite_stats.py)."""
-    from readingroom.tasks import sqlite_statistics
+    planned without statistics for its first hour (readingroom/planner_stats.py)."""
+    from readingroom.tasks import planner_statistics
 
-    sqlite_statistics.delay()
+    planner_statistics.delay()

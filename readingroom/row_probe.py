@@ -7,7 +7,7 @@ instead builds the whole matching set first (every series of a modality, every c
 reading group reaches: tens of thousands of rows at 100,000 studies, ~100 ms per search,
 even for one child's priors). A scalar subquery with `LIMIT 1` is always evaluated per
 row, and PostgreSQL runs per-row filters cheapest first. SQLite needs statistics to start
-such a probe from the right end (readingroom/sqlite_stats.py).
+such a probe from the right end (readingroom/planner_stats.py).
 
 Not for a search's own filters: there a plain `EXISTS` lets PostgreSQL choose a semi-join,
 which is faster when another filter is selective (ModalitiesInStudy=XA with a name prefix:

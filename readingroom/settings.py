@@ -195,7 +195,7 @@ else:
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# How often SQLite's query-planner statistics are refreshed (readingroom/sqlite_stats.py).
+# How often SQLite's query-planner statistics are refreshed (readingroom/planner_stats.py).
 SQLITE_STATISTICS_INTERVAL = 3600.0
 CELERY_BEAT_SCHEDULE = {
     "archive.sweep_arrivals": {"task": "archive.sweep_arrivals", "schedule": 10.0},
@@ -203,9 +203,9 @@ CELERY_BEAT_SCHEDULE = {
     "reports.escalate_critical": {"task": "reports.escalate_critical", "schedule": 60.0},
     "reports.retry_outputs": {"task": "reports.retry_outputs", "schedule": 60.0},
     "worklist.sweep": {"task": "worklist.sweep", "schedule": 30.0},
-    # SQLite only (readingroom/sqlite_stats.py); also sent once when beat starts (celery.py).
-    "readingroom.sqlite_statistics": {
-        "task": "readingroom.sqlite_statistics",
+    # SQLite only (readingroom/planner_stats.py); also sent once when beat starts (celery.py).
+    "readingroom.planner_statistics": {
+        "task": "readingroom.planner_statistics",
         "schedule": SQLITE_STATISTICS_INTERVAL,
     },
 }

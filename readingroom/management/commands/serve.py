@@ -2,7 +2,7 @@
 
 On embedded defaults (no REDIS_URL) a thread also runs the sweeps that Celery beat runs in
 production: arrivals, identity matching, and the worklist's SLA checks and lock expiry; and
-refreshes SQLite's query-planner statistics (readingroom/sqlite_stats.py).
+refreshes SQLite's query-planner statistics (readingroom/planner_stats.py).
 With --demo the demo data is loaded once the SCP listens.
 """
 
@@ -21,7 +21,7 @@ from archive.arrivals import sweep_arrivals
 from archive.dimse import start_server
 from identity.services import match_pending_records
 from readingroom import demo
-from readingroom.sqlite_stats import refresh_statistics
+from readingroom.planner_stats import refresh_statistics
 from reports.services import escalate_overdue, retry_outputs
 from worklist.notifications import sweep as worklist_sweep
 
@@ -89,7 +89,7 @@ def _sweep_loop(stop: threading.Event) -> None:
     while True:
         try:
             if analysed is None or time.monotonic() - analysed >= interval:
-                refresh_statistics()  # first at start: the planner needs them (sqlite_stats.py)
+                refresh_statistics()  # first at start: the planner needs them (planner_stats.py)
                 analysed = time.monotonic()
         except Exception:
             log.exception("refreshing the database statistics failed")

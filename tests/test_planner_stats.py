@@ -1,4 +1,4 @@
-"""SQLite gets query-planner statistics (readingroom/sqlite_stats.py); PostgreSQL is left to
+"""SQLite gets query-planner statistics (readingroom/planner_stats.py); PostgreSQL is left to
 its autovacuum, and analysed by the same refresh where autovacuum is off."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from readingroom.sqlite_stats import autovacuum_setting, refresh_statistics
+from readingroom.planner_stats import autovacuum_setting, refresh_statistics
 from tests.accounts.test_policy import make_study
 
 
@@ -81,16 +81,16 @@ def test_beat_refreshes_statistics_hourly_and_at_its_start():
     from django.conf import settings
 
     from readingroom.celery import _statistics_at_start
-    from readingroom.tasks import sqlite_statistics
+    from readingroom.tasks import planner_statistics
 
-    entry = settings.CELERY_BEAT_SCHEDULE["readingroom.sqlite_statistics"]
+    entry = settings.CELERY_BEAT_SCHEDULE["readingroom.planner_statistics"]
     assert entry == {
-        "task": "readingroom.sqlite_statistics",
+        "task": "readingroom.planner_statistics",
         "schedule": settings.SQLITE_STATISTICS_INTERVAL,
     }
-    assert sqlite_statistics.name == entry["task"]
+    assert planner_statistics.name == entry["task"]
     if connection.vendor != "sqlite":
-        assert sqlite_statistics() is (autovacuum_setting(connection) != "on")
+        assert planner_statistics() is (autovacuum_setting(connection) != "on")
         return
     _drop_statistics()
     _statistics_at_start()  # embedded defaults: eager, so it has run on return

@@ -1,4 +1,4 @@
-"""Embedded SQLite: give its query planner statistics (ANALYZE), refreshed while serving.
+"""Query-planner statistics (ANALYZE) for embedded SQLite, and for PostgreSQL without autovacuum.
 
 Why: without statistics SQLite guesses that every indexed equality selects about ten rows,
 so it planned the access policy's per-row prior probe ("another study of this child that
