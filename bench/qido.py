@@ -29,12 +29,13 @@ process with the benchmark's settings (bench/qido_loader.py):
 
 Then `manage.py serve` (daphne) is started on that database and every query is timed over
 HTTP (persistent connection, TCP_NODELAY, `Accept: application/dicom+json`): --requests
-timed requests after 5 untimed ones, ReadingRoom's users and Orthanc taking turns. Three
+timed requests after 5 untimed ones, ReadingRoom's users and Orthanc taking turns. Four
 ReadingRoom users search (API tokens): the platform admin, who sees every study with no
-access filter, and two readers who search through the access policy, as a reading group's
+access filter, and three readers who search through the access policy, as a reading group's
 viewer does: one whose group has a reading agreement with the bench facility for every
-modality, and one whose agreement covers ultrasound only (a cardiology group), who sees the
-echo studies plus, as priors, every other study of those children. Orthanc (with its
+modality, one whose agreement covers ultrasound only (a cardiology group), who sees the
+echo studies plus, as priors, every other study of those children, and one whose agreement
+covers PET only (2% of the studies, the sparsest). Orthanc (with its
 DICOMweb plugin) gets the same studies through STOW-RS up to --orthanc-max studies (default
 10,000; skipped for a size when the upload rate measured so far says it would take more than
 --orthanc-budget seconds). Query strings are sent as is (Orthanc does not percent-decode
@@ -107,6 +108,9 @@ USERS: list[tuple[str, list[str] | None]] = [
     ("admin", None),
     ("reader", []),  # an agreement with the bench facility for every modality
     ("reader US", ["US"]),  # a cardiology group: echo only (plus the children's priors)
+    # A nuclear-medicine group: PET only, 2% of the studies (plus priors), the sparsest
+    # agreement, whose searches walk furthest to fill a page.
+    ("reader PT", ["PT"]),
 ]
 READERS = """
 import json, os
