@@ -67,9 +67,13 @@ def decide_pair(request: HttpRequest, pk: int) -> HttpResponse:
     )
     action = request.POST.get("action")
     try:
+        detail = {"pair": pair.pk}
         if action == "link":
-            services.link_records(pair.record_a, pair.record_b, request.user, "review queue")
+            event = services.link_records(
+                pair.record_a, pair.record_b, request.user, "review queue"
+            )
             audit_action = Action.IDENTITY_LINK
+            detail |= _link_detail(event)
         elif action == "keep_apart":
             services.keep_apart(pair.record_a, pair.record_b, request.user)
             audit_action = Action.IDENTITY_KEEP_APART
@@ -79,7 +83,7 @@ def decide_pair(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect("identity:review")
     for rec in (pair.record_a, pair.record_b):
-        audit(request, audit_action, patient_record=rec, detail={"pair": pair.pk})
+        audit(request, audit_action, patient_record=rec, detail=detail)
     messages.success(request, "Linked." if action == "link" else "Kept apart.")
     return redirect("identity:review")
 
@@ -178,11 +182,18 @@ def link(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "No record with that MRN at that organisation.")
         return redirect("identity:person", pk=pk)
     try:
-        services.link_records(anchor, other, request.user, wanted["reason"])
+        event = services.link_records(anchor, other, request.user, wanted["reason"])
     except services.IdentityError as exc:
         messages.error(request, str(exc))
         return redirect("identity:person", pk=pk)
     for rec in (anchor, other):
-        audit(request, Action.IDENTITY_LINK, patient_record=rec, detail={"manual": True})
+        audit(request, Action.IDENTITY_LINK, patient_record=rec, detail=_link_detail(event))
     messages.success(request, f"Linked {other.patient_id} ({other.issuer_label}).")
     return redirect("identity:person", pk=anchor.person_id)
+
+
+def _link_detail(event: LinkEvent) -> dict:
+    """What a link's audit events carry besides the pair's own records: the link event, which
+    lists every record that moved (the other records of both children become each other's
+    priors too), and the person they now form."""
+    return {"manual": True, "event": event.pk, "person": event.target_id}

@@ -60,7 +60,15 @@ def test_review_queue_shows_pairs_and_links(client, group, pair):
     assert a.person_id == b.person_id
     pair.refresh_from_db()
     assert pair.status == PairDecision.Status.LINKED
-    assert AuditEvent.objects.filter(action=Action.IDENTITY_LINK, user=steward).count() == 2
+    audited = AuditEvent.objects.filter(action=Action.IDENTITY_LINK, user=steward)
+    assert sorted(e.patient_record_id for e in audited) == [a.pk, b.pk]
+    # Each names the link event (which lists every record that moved) and the person formed.
+    event = LinkEvent.objects.get()
+    assert all(
+        e.detail == {"pair": pair.pk, "manual": True, "event": event.pk, "person": a.person_id}
+        for e in audited
+    )
+    assert event.target_id == a.person_id and b.pk in event.records
     assert "Nothing awaits review" in client.get("/identity/review/").content.decode()
 
 
@@ -147,6 +155,9 @@ def test_unlink_and_unmerge_with_a_nul_reason_are_400s(steward_client, pair):
     )
     assert link.status_code == 302
     event = LinkEvent.objects.get()
+    links = AuditEvent.objects.filter(action=Action.IDENTITY_LINK)
+    expected = {"manual": True, "event": event.pk, "person": event.target_id}
+    assert [e.detail for e in links] == [expected, expected]
     response = steward_client.post(f"/identity/records/{b.pk}/unlink/", {"reason": NUL})
     assert response.status_code == 400 and b"reason" in response.content
     response = steward_client.post(f"/identity/events/{event.pk}/unmerge/", {"reason": NUL})
