@@ -1,7 +1,15 @@
-"""DICOM failure statuses for ingest rejection codes, shared by C-STORE and STOW-RS.
+"""Ingest rejections and their DICOM failure statuses, shared by C-STORE and STOW-RS.
 
 STOW-RS reports the same numbers as Failure Reason (0008,1197) that C-STORE puts in Status.
 """
+
+
+class IngestRejected(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 STATUS_FOR_CODE = {
     "cannot_parse": 0xC000,

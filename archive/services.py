@@ -14,16 +14,15 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Case, F, Value, When
-from django.db.models.functions import Concat, StrIndex, Substr
-from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from identity.services import Demographics, resolve_patient_record
 from readingroom.compiled_query import CompiledQuery
 
+from . import filing
 from .dicomfile import DicomFileError, Header, part10_prefix, read_header
-from .models import Instance, InstanceVersion, Series, Study, StudyModality
+from .failures import IngestRejected
+from .models import Instance, InstanceVersion, Study
 from .signals import instance_replaced
 from .storage import get_storage, instance_key, is_valid_uid
 
@@ -110,13 +109,6 @@ class IngestCache:
 
     def drop(self, key: tuple) -> None:
         self._filed.pop(key, None)
-
-
-class IngestRejected(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def ingest_instance(
@@ -385,8 +377,8 @@ def _index(
         ),
         source=source.label,
     )
-    study = _study_for(header, record, source, now)
-    series = _series_for(header, study)
+    study = filing.study_for(header, record, source.organization, now)
+    series = filing.series_for(header, study)
     fields = {"series": series, **_instance_fields(header, ts_uid, sha256, key, size, source, now)}
     current = (
         # Lock the instance row only: locking the joined study too deadlocked two
@@ -431,88 +423,6 @@ def _index(
         transaction.on_commit(lambda: instance_replaced.send(sender=Instance, sop_instance_uid=uid))
     Study.objects.filter(pk=study.pk).update(last_received_at=now, arrival_pending=True)
     return IngestOutcome(code, message, instance.pk, study.pk), _Filed(study.pk, series.pk)
-
-
-def _study_for(header: Header, record, source: IngestSource, now) -> Study:
-    study = Study.objects.filter(study_instance_uid=header.study_instance_uid).first()
-    if study is None:
-        study, _ = Study.objects.get_or_create(
-            study_instance_uid=header.study_instance_uid,
-            defaults={
-                "organization": source.organization,
-                "patient_record": record,
-                "accession_number": header.accession_number,
-                "study_id": header.study_id,
-                "study_date": header.study_date,
-                "study_time": header.study_time,
-                "study_description": header.study_description,
-                "referring_physician": header.referring_physician,
-                "institution_name": header.institution_name,
-                "patient_age": header.patient_age,
-                "patient_weight_kg": header.patient_weight_kg,
-                "patient_size_m": header.patient_size_m,
-                "first_received_at": now,
-                "last_received_at": now,
-            },
-        )
-    if study.organization_id != source.organization.pk:
-        raise IngestRejected("foreign_study", "Study Instance UID belongs to another organisation")
-    if study.patient_record_id != record.pk:
-        raise IngestRejected(
-            "patient_mismatch", "Study Instance UID is already filed under another Patient ID"
-        )
-    for field, value in (
-        ("modalities_in_study", header.modality),
-        ("body_parts", header.body_part_examined),
-    ):
-        if value and value not in getattr(study, field).split("\\"):
-            added = _add_code(study.pk, field, value)
-            if added and field == "modalities_in_study":
-                # The index a ModalitiesInStudy search walks (models.StudyModality).
-                StudyModality.objects.get_or_create(
-                    study=study,
-                    modality=value,
-                    defaults={"study_date": study.study_date, "study_time": study.study_time},
-                )
-    return study
-
-
-def _add_code(study_pk: int, field: str, code: str) -> bool:
-    """Append `code` to the study's backslash-separated `field` (capped at 200 characters) unless
-    it is there already; True if this call added it.
-
-    Why one UPDATE that tests and builds the value in SQL: on PostgreSQL two associations
-    adding different codes to one study (its CT and its MR series at once) both read the study
-    before either committed, and writing back a list built from that read dropped the first
-    one's code. The UPDATE waits for the other's row lock and then works on the committed row.
-    """
-    padded = Concat(Value("\\"), F(field), Value("\\"))
-    grown = Case(
-        When(**{field: ""}, then=Value(code)),
-        default=Concat(F(field), Value("\\" + code)),
-    )
-    return bool(
-        Study.objects.filter(pk=study_pk)
-        .filter(Exact(StrIndex(padded, Value(f"\\{code}\\")), 0))
-        .update(**{field: Substr(grown, 1, 200)})
-    )
-
-
-def _series_for(header: Header, study: Study) -> Series:
-    series, _ = Series.objects.get_or_create(
-        series_instance_uid=header.series_instance_uid,
-        defaults={
-            "study": study,
-            "modality": header.modality,
-            "series_number": header.series_number,
-            "series_description": header.series_description,
-            "body_part_examined": header.body_part_examined,
-            "frame_of_reference_uid": header.frame_of_reference_uid,
-        },
-    )
-    if series.study_id != study.pk:
-        raise IngestRejected("series_mismatch", "Series Instance UID belongs to another study")
-    return series
 
 
 def _delete_if_unreferenced(key: str) -> None:

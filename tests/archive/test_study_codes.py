@@ -12,7 +12,7 @@ import threading
 import pytest
 from django.db import connection
 
-from archive import services
+from archive import filing
 from archive.models import Study
 from tests.dicomweb.conftest import ingest
 from tests.dicomweb.test_qido_search import ct, uid
@@ -23,7 +23,7 @@ def test_codes_added_at_once_by_two_associations_are_all_kept(riverside, monkeyp
     ingest(ct(1, 1, 1, BodyPartExamined="CHEST"), riverside)
     first_inside = threading.Event()
     second_waiting = threading.Event()
-    series_for = services._series_for
+    series_for = filing.series_for
 
     def hold_the_mr_transaction_open(header, study):
         # The MR ingest has added its codes (and on PostgreSQL holds the study row) and waits
@@ -33,7 +33,7 @@ def test_codes_added_at_once_by_two_associations_are_all_kept(riverside, monkeyp
             second_waiting.wait(timeout=10)
         return series_for(header, study)
 
-    monkeypatch.setattr(services, "_series_for", hold_the_mr_transaction_open)
+    monkeypatch.setattr(filing, "series_for", hold_the_mr_transaction_open)
     errors: list[BaseException] = []
 
     def send(data: bytes) -> None:
@@ -65,17 +65,17 @@ def test_codes_added_at_once_by_two_associations_are_all_kept(riverside, monkeyp
 def test_a_code_is_added_once_and_the_list_stays_capped(riverside):
     ingest(ct(1, 1, 1), riverside)
     study = Study.objects.get(study_instance_uid=uid(1))
-    assert services._add_code(study.pk, "modalities_in_study", "SR") is True
-    assert services._add_code(study.pk, "modalities_in_study", "SR") is False
+    assert filing.add_code(study.pk, "modalities_in_study", "SR") is True
+    assert filing.add_code(study.pk, "modalities_in_study", "SR") is False
     # Whole codes only: "C" is part of "CT" but not a code of the study.
-    assert services._add_code(study.pk, "modalities_in_study", "C") is True
+    assert filing.add_code(study.pk, "modalities_in_study", "C") is True
     study.refresh_from_db()
     assert study.modalities_in_study == "CT\\SR\\C"
 
     Study.objects.filter(pk=study.pk).update(body_parts="")
-    assert services._add_code(study.pk, "body_parts", "HEAD") is True
+    assert filing.add_code(study.pk, "body_parts", "HEAD") is True
     for n in range(60):
-        services._add_code(study.pk, "body_parts", f"PART{n}")
+        filing.add_code(study.pk, "body_parts", f"PART{n}")
     study.refresh_from_db()
     assert study.body_parts.startswith("HEAD\\PART0\\PART1\\")
     assert len(study.body_parts) == 200
