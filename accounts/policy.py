@@ -12,8 +12,9 @@ Rules:
   their provider identifiers, and only once a report is signed (preliminary, final or
   addended; REFERRING_SEES_UNREPORTED=1 lifts the report condition);
 - readers, schedulers and reading-group org admins see the studies of facilities their group
-  has an active reading agreement with (limited to the agreement's modalities, if any), plus
-  every other study of the same enterprise person from any organisation: the priors.
+  has an active reading agreement with (limited to the agreement's modalities, if any: a
+  study is covered when its ModalitiesInStudy holds one of them), plus every other study of
+  the same enterprise person from any organisation: the priors.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet
 
 from readingroom.row_probe import row_has
 
@@ -86,11 +87,12 @@ def visible_studies(user) -> QuerySet:
     and stop at its page. Sets (`pk IN (the directly visible studies) OR person IN (...)`)
     made PostgreSQL build every match first: at 100,000 studies a reader's `limit=100`
     search took ~110 ms in the database, and a reader whose agreement is limited to one
-    modality ~100 ms for any search, one child's priors included (bench/qido.py). SQLite
+    modality ~100 ms for any search, one child's priors included (bench/qido.py); for a
+    PET-only reader (2% of studies) sets of its children's records, alone or as a prefilter
+    of the probe, took 50-670 ms on PostgreSQL against ~58 for the probe (2026-12-08). SQLite
     plans the probes well only with statistics (readingroom/planner_stats.py).
     """
     from archive.models import Study
-    from identity.models import PatientRecord
 
     if is_platform_admin(user):
         return Study.objects.all()
@@ -101,15 +103,11 @@ def visible_studies(user) -> QuerySet:
     if not any(_reads(m) for m in memberships):
         return Study.objects.filter(condition)
     # Priors: the same enterprise person's studies from any organisation, for the reading side.
-    # The row's person is read from its record in a scalar subquery rather than by joining
-    # record -> person -> the person's records: one index lookup fewer per probe, and with the
-    # study_record_org index the probed studies' organisations come without reading them
-    # (an echo reader's MR and NM page queries 10.7 -> 6.2 and 13.3 -> 8.4 ms, SQLite,
-    # 100,000 studies, 2026-12-08). A record linked to no person has no priors either way.
-    person = PatientRecord.objects.filter(pk=OuterRef(OuterRef("patient_record_id")))
-    same_child = Study.objects.filter(
-        condition, patient_record__person_id=Subquery(person.values("person_id")[:1])
-    )
+    # Study.person is the record's person, kept by the database (archive migration 0006):
+    # probing it costs one index lookup per walked study where reaching the child through
+    # the record cost three more (the record, the person's records, their studies). A study
+    # whose record is linked to no person has no priors.
+    same_child = Study.objects.filter(condition, person_id=OuterRef("person_id"))
     return Study.objects.filter(condition | row_has(same_child))
 
 
@@ -156,7 +154,7 @@ def _reads(membership: Membership) -> bool:
 
 
 def _membership_condition(membership: Membership) -> Q:
-    from archive.models import Series
+    from archive.filing import holds_code
 
     org = membership.organization
     if _reads(membership):
@@ -165,9 +163,10 @@ def _membership_condition(membership: Membership) -> Q:
         for agreement in agreements:
             clause = Q(organization_id=agreement.sending_facility_id)
             if agreement.modalities:
-                clause &= row_has(
-                    Series.objects.filter(study=OuterRef("pk"), modality__in=agreement.modalities)
-                )
+                # The study's ModalitiesInStudy (ingest adds every instance's Modality to it),
+                # tested on the row: a probe of its series cost one more index lookup for
+                # every study a search walks and for each of that child's other studies.
+                clause &= holds_code("modalities_in_study", agreement.modalities)
             condition |= clause
         return condition
     if org.kind != Organization.Kind.SENDING_FACILITY:

@@ -6,11 +6,14 @@ Called by archive.services inside the ingest transaction.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, CharField, F, Q, Value, When
 from django.db.models.functions import Concat, StrIndex, Substr
-from django.db.models.lookups import Exact
+from django.db.models.lookups import Exact, GreaterThan
 
 from .dicomfile import Header
 from .failures import IngestRejected
@@ -31,6 +34,7 @@ def study_for(header: Header, record: PatientRecord, organization: Organization,
             defaults={
                 "organization": organization,
                 "patient_record": record,
+                "person_id": record.person_id,  # what the database writes too (models.Study)
                 "accession_number": header.accession_number,
                 "study_id": header.study_id,
                 "study_date": header.study_date,
@@ -75,16 +79,27 @@ def add_code(study_pk: int, field: str, code: str) -> bool:
     before either committed, and writing back a list built from that read dropped the first
     one's code. The UPDATE waits for the other's row lock and then works on the committed row.
     """
-    padded = Concat(Value("\\"), F(field), Value("\\"))
     grown = Case(
         When(**{field: ""}, then=Value(code)),
         default=Concat(F(field), Value("\\" + code)),
     )
     return bool(
         Study.objects.filter(pk=study_pk)
-        .filter(Exact(StrIndex(padded, Value(f"\\{code}\\")), 0))
+        .filter(Exact(_position(field, code), 0))
         .update(**{field: Substr(grown, 1, 200)})
     )
+
+
+def holds_code(field: str, codes: Iterable[str]) -> Q:
+    """Rows whose backslash-separated `field` (as add_code builds it) holds one of `codes` as a
+    whole code, compared exactly: a test of the row itself, no join."""
+    tests = [Q(GreaterThan(_position(field, code), 0)) for code in codes]
+    return functools.reduce(operator.or_, tests, Q(pk__in=[]))
+
+
+def _position(field: str, code: str) -> StrIndex:
+    padded = Concat(Value("\\"), F(field), Value("\\"), output_field=CharField())
+    return StrIndex(padded, Value(f"\\{code}\\"))
 
 
 def series_for(header: Header, study: Study) -> Series:

@@ -233,8 +233,16 @@ class Loader:
             out[study.study_instance_uid] = {
                 "study": _columns(
                     study,
-                    {"id", "patient_record", "first_received_at", "last_received_at", "arrived_at"},
+                    {
+                        "id",
+                        "patient_record",
+                        "person",
+                        "first_received_at",
+                        "last_received_at",
+                        "arrived_at",
+                    },
                 ),
+                "person_is_records": study.person_id == record.person_id,
                 "arrived": study.arrived_at is not None,
                 "patient": _columns(record, {"id", "person", "created_at", "updated_at"}),
                 "person_records": PatientRecord.objects.filter(person=record.person_id).count()
@@ -356,7 +364,7 @@ class Loader:
             stats["bulk"] = a.end - start
             stats["bulk_s"] = time.monotonic() - t0
         if connection.vendor == "postgresql":
-            _analyze()
+            _analyze(vacuum=True)
         return stats
 
 
@@ -364,14 +372,17 @@ class Loader:
 # PostgreSQL with autovacuum off (this one, 2026-12-08): with statistics from an empty
 # database, the master patient index's match_record took 0.3-0.5 s per record from about
 # 50,000 records on (0.01 s after ANALYZE), and a 100,000-study load took hours.
+# At the end also VACUUM, which autovacuum runs after so many inserts (PostgreSQL 13 and later):
+# it sets the visibility map that lets a search's index-only scans skip the table (the policy's
+# prior probe, the StudyModality walk); without it each probe read the heap too.
 ANALYZE_EVERY = 10_000
 
 
-def _analyze() -> None:
+def _analyze(vacuum: bool = False) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
 
 
 # Demographics field <- Header attribute, as archive.services._index maps them.

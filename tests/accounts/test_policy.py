@@ -115,16 +115,18 @@ def test_a_record_linked_to_no_person_brings_no_priors(world):
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's plan text")
-def test_the_prior_probe_reads_the_record_and_organisation_index(world):
+def test_the_prior_probe_reads_the_person_and_organisation_index(world):
     """The probe of each walked study finds the child's other studies and their organisation
-    in one index (study_record_org), without reading those studies' rows."""
+    in one index (study_person_org) from the study's own person column, without reading the
+    record or the person's other records."""
     sql, params = visible_studies(
         get_user_model().objects.get(username="reader")
     ).query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
         plan = "\n".join(row[3] for row in cursor.fetchall())
-    assert "COVERING INDEX study_record_org (patient_record_id=?" in plan, plan
+    assert "COVERING INDEX study_person_org (person_id=? AND organization_id=?)" in plan, plan
+    assert "identity_patientrecord" not in plan, plan
 
 
 def test_referring_physicians_see_their_own_patients_when_allowed(world, settings):
@@ -157,6 +159,61 @@ def test_agreement_limited_to_modalities(world):
 
     ReadingAgreement.objects.filter(sending_facility__slug="lakeview").update(modalities=["CT"])
     assert visible("reader") == {"1.1", "1.3"}
+
+
+def _limit_every_agreement(modalities: list[str]) -> None:
+    from accounts.models import ReadingAgreement
+
+    ReadingAgreement.objects.update(modalities=modalities)
+
+
+def test_priors_through_agreements_all_limited_to_modalities(world):
+    """Every agreement names its modalities (the sparse case bench/qido.py's PET reader
+    measures): the children they reach bring all their studies as priors, and identity links
+    are followed as they change, through the study's person column."""
+    _limit_every_agreement(["CT", "MR"])
+    assert visible("reader") == READING_SIDE
+    _limit_every_agreement(["CT"])
+    assert visible("reader") == {"1.1", "1.3"}  # Lakeview's MR is neither direct nor a prior
+    mia = PatientRecord.objects.get(patient_id="RCH-1").person
+    riverside = Organization.objects.get(slug="riverside")
+    make_study(riverside, "1.5", "RCH-1", mia, modality="US")  # Mia's own other modality
+    make_study(riverside, "1.6", "RCH-9", Person.objects.create(), modality="US")
+    assert visible("reader") == {"1.1", "1.3", "1.5"}
+    PatientRecord.objects.filter(patient_id="LV-1").update(person=mia)  # linked to Mia
+    assert visible("reader") == {"1.1", "1.2", "1.3", "1.5"}
+    PatientRecord.objects.filter(patient_id="HC-1").update(person=Person.objects.create())
+    assert visible("reader") == {"1.1", "1.2", "1.5"}  # unlinked: no longer a prior
+    PatientRecord.objects.filter(patient_id="RCH-1").update(person=None)
+    assert visible("reader") == {"1.1"}  # no person: the direct study only
+
+
+def test_a_pet_only_reader_sees_the_children_with_pet_and_their_priors(world):
+    """A PET-only agreement reaches nobody until a child has a PET study; then that child's
+    other studies, at any hospital, come as priors. Another kind of membership adds its own."""
+    _limit_every_agreement(["PT"])
+    assert visible("reader") == set()
+    riverside = Organization.objects.get(slug="riverside")
+    mia = PatientRecord.objects.get(patient_id="RCH-1").person
+    make_study(riverside, "1.7", "RCH-1", mia, modality="PT")
+    assert visible("reader") == {"1.1", "1.3", "1.7"}
+    Membership.objects.create(
+        user=get_user_model().objects.get(username="reader"),
+        organization=Organization.objects.get(slug="hillcrest"),
+        role=Role.TECHNOLOGIST,
+    )  # a membership that is no agreement: no prefilter, the probe alone
+    assert visible("reader") == {"1.1", "1.3", "1.4", "1.7"}
+
+
+def test_a_modality_limit_matches_whole_codes_of_modalities_in_study(world):
+    """An agreement limited to PT covers a study whose ModalitiesInStudy holds PT (ingest adds
+    every instance's Modality to it), whatever its first series, and never a longer code."""
+    _limit_every_agreement(["PT"])
+    riverside = Organization.objects.get(slug="riverside")
+    study = make_study(riverside, "1.8", "RCH-8", Person.objects.create(), modality="CT")
+    for value, seen in [("CT\\PTX", False), ("XPT\\CT", False), ("CT\\PT", True), ("PT", True)]:
+        Study.objects.filter(pk=study.pk).update(modalities_in_study=value)
+        assert ("1.8" in visible("reader")) is seen, value
 
 
 def test_inactive_membership_and_inactive_user_see_nothing(world):
