@@ -45,7 +45,7 @@ def priors_of(study: Study, visible: QuerySet) -> list[Study]:
     if person is None:
         return []
     return list(
-        visible.filter(patient_record__person=person)
+        visible.filter(person_id=person)
         .exclude(pk=study.pk)
         .select_related("organization", "patient_record__organization")
         .order_by("-study_date", "-last_received_at")

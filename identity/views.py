@@ -101,7 +101,7 @@ def person_detail(request: HttpRequest, pk: int) -> HttpResponse:
     events = LinkEvent.objects.filter(Q(source=person) | Q(target=person)).select_related("by")
     studies = (
         visible_studies(request.user)
-        .filter(patient_record__person=person)
+        .filter(person=person)
         .select_related("organization", "patient_record")
         .order_by("-study_date")
     )

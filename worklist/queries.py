@@ -121,10 +121,10 @@ def apply_filters(cases: QuerySet, filters: Filters) -> QuerySet:
 def with_row_data(cases: QuerySet) -> QuerySet:
     """Everything a row shows in one query: study, patient, facility, people, priors count."""
     priors = (
-        Study.objects.filter(patient_record__person=OuterRef("study__patient_record__person"))
+        Study.objects.filter(person=OuterRef("study__person"))
         .exclude(pk=OuterRef("study_id"))
         .order_by()
-        .values("patient_record__person")
+        .values("person")
         .annotate(n=Count("pk"))
         .values("n")
     )

@@ -140,3 +140,22 @@ def test_no_worklist_for_a_technologist(world, client, riverside):
     Membership.objects.create(user=tech, organization=riverside, role=Role.TECHNOLOGIST)
     client.force_login(tech)
     assert client.get("/worklist/").status_code == 404
+
+
+def test_a_row_counts_the_childs_other_studies_as_links_change(world):
+    from identity.models import PatientRecord, Person
+    from worklist.queries import with_row_data
+
+    study = make_study(world.riverside)
+    case = services.open_case(study.pk)
+    other = make_study(world.lakeview, "MR", "MR BRAIN")  # another hospital's record
+
+    def priors() -> int:
+        return with_row_data(Case.objects.filter(pk=case.pk)).get().priors
+
+    assert priors() == 0
+    linked = PatientRecord.objects.filter(pk=other.patient_record_id)
+    linked.update(person=study.patient_record.person)
+    assert priors() == 1
+    linked.update(person=Person.objects.create())  # unlinked again
+    assert priors() == 0
