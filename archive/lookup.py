@@ -41,7 +41,7 @@ def visible_study_or_404(
 def priors_of(study: Study, visible: QuerySet) -> list[Study]:
     """The same enterprise person's other studies among `visible` (what the user may see),
     newest first: the priors every page that shows a study lists."""
-    person = study.patient_record.person_id
+    person = study.person_id  # the record's person, as the filter below reads it
     if person is None:
         return []
     return list(

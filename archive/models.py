@@ -14,7 +14,7 @@ class Study(models.Model):
         "identity.PatientRecord", on_delete=models.PROTECT, related_name="studies"
     )
     # The record's enterprise person, copied by the database itself (triggers of migration
-    # 0005) whenever a study is filed or its record is linked, unlinked or unmerged, so it can
+    # 0006) whenever a study is filed or its record is linked, unlinked or unmerged, so it can
     # never disagree with patient_record.person. Why a copy: the access policy asks of every
     # study a reader's search walks past "is another study of this child one I read?", and
     # reaching the child through the record cost three index lookups per study more.
